@@ -1,0 +1,164 @@
+"""A plain PyTorch training loop shared by every experiment.
+
+Adam, shuffled mini-batches drawn on the training device, one group element per sample, early
+stopping on a validation metric with patience, the best state kept as a copy (never a reference
+to the live model), a checkpoint every epoch and exact resume from it.
+
+Randomness: each epoch's shuffling and group elements come from a generator seeded by
+(seed, epoch), so a resumed run draws exactly what an uninterrupted run would have drawn.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .io import atomic_path, write_text_atomic
+from .loss import Action, LossWeights, method_loss
+from .models import EncoderHead
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite: the run stops instead of training on garbage."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    lr: float
+    batch_size: int
+    epochs: int
+    patience: int
+    seed: int
+    weights: LossWeights = field(default_factory=LossWeights)
+    weight_decay: float = 0.0
+    lr_decay: float = 1.0  # multiplied into the learning rate after every epoch
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class TaskData:
+    """What the loop needs from an experiment. Tensors live on the training device."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    group_order: int
+    task_loss: Callable
+    input_action: Action
+    latent_action: Action
+    output_action: Action
+    val_metric: Callable[[EncoderHead, torch.Tensor, torch.Tensor], float]
+    prepare: Callable[[torch.Tensor], torch.Tensor] = lambda x: x  # e.g. uint8 → float on device
+    maximize: bool = True  # early stopping direction of val_metric
+
+
+@dataclass
+class TrainResult:
+    best_state: dict
+    best_epoch: int
+    best_metric: float
+    history: list[dict]
+    wall_seconds: float
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def copy_state(model: torch.nn.Module) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def train(model: EncoderHead, data: TaskData, cfg: TrainConfig, run_dir: str | Path,
+          log: Callable[[str], None] = print,
+          on_epoch_end: Callable[[int], None] | None = None) -> TrainResult:
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = run_dir / "checkpoint.pt"
+    device = data.x_train.device
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=cfg.lr_decay)
+
+    state = {"epoch": 0, "best_state": copy_state(model), "best_epoch": 0,
+             "best_metric": -math.inf if data.maximize else math.inf, "history": [], "wall": 0.0,
+             "stopped": False}
+    if checkpoint_path.exists():
+        saved = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        if saved["fingerprint"] != cfg.fingerprint():
+            raise RuntimeError(f"{checkpoint_path} was written with a different training config; "
+                               "delete it to start over")
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        state = saved["state"]
+        log(f"resumed from {checkpoint_path} after epoch {state['epoch']}")
+
+    n = len(data.x_train)
+    steps_per_epoch = max(1, n // cfg.batch_size)  # drop the ragged last batch (BatchNorm)
+    while state["epoch"] < cfg.epochs and not state["stopped"]:
+        epoch = state["epoch"] + 1
+        started = time.perf_counter()
+        model.train()
+        generator = epoch_generator(cfg.seed, epoch)
+        order = torch.randperm(n, generator=generator).to(device)
+        elements = torch.randint(data.group_order, (n,), generator=generator).to(device)
+        sums: dict[str, torch.Tensor] = {}
+        for step in range(steps_per_epoch):
+            batch = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            x, y = data.prepare(data.x_train[batch]), data.y_train[batch]
+            loss, terms = method_loss(model, x, y, elements[batch], cfg.weights, data.task_loss,
+                                      data.input_action, data.latent_action, data.output_action)
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"loss is {loss.item()} at epoch {epoch}, step {step + 1}; terms "
+                    + ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items()))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            for key, value in terms.items():
+                sums[key] = sums.get(key, 0) + value
+        scheduler.step()
+        metric = data.val_metric(model, data.x_val, data.y_val)
+        improved = metric > state["best_metric"] if data.maximize else metric < state["best_metric"]
+        if improved:
+            state.update(best_state=copy_state(model), best_epoch=epoch, best_metric=metric)
+        seconds = time.perf_counter() - started
+        record = {"epoch": epoch, "val_metric": metric, "seconds": seconds,
+                  "images_per_second": steps_per_epoch * cfg.batch_size / seconds,
+                  "lr": optimizer.param_groups[0]["lr"],
+                  **{f"train_{k}": (v / steps_per_epoch).item() for k, v in sums.items()}}
+        state["history"].append(record)
+        state["epoch"] = epoch
+        state["wall"] += seconds
+        state["stopped"] = epoch - state["best_epoch"] >= cfg.patience
+        with atomic_path(checkpoint_path) as tmp:
+            torch.save({"fingerprint": cfg.fingerprint(), "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                        "state": state}, tmp)
+        write_text_atomic(run_dir / "history.jsonl",
+                          "".join(json.dumps(r) + "\n" for r in state["history"]))
+        log(f"epoch {epoch:3d}/{cfg.epochs}  "
+            + "  ".join(f"{k[6:]} {record[k]:.4f}" for k in record if k.startswith("train_"))
+            + f"  val {metric:.4f}  best {state['best_metric']:.4f}@{state['best_epoch']}"
+            + f"  {record['images_per_second']:.0f} img/s")
+        if on_epoch_end is not None:
+            on_epoch_end(epoch)
+        if state["stopped"]:
+            log(f"early stop: no improvement for {cfg.patience} epochs")
+            break
+    return TrainResult(state["best_state"], state["best_epoch"], state["best_metric"],
+                       state["history"], state["wall"])
