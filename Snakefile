@@ -1,0 +1,24 @@
+# Reproduction of "Parameter-free approximate equivariance for tasks with finite group symmetry".
+#   snakemake all --cores 8 --resources gpu=2      the paper's configuration (config.yaml)
+#   snakemake --profile profiles/quick             the same DAG at small scale on CPU
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/analysis.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        config["report"],

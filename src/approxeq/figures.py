@@ -1,0 +1,76 @@
+"""Matplotlib figures of the report. Each function writes one PNG; titles carry the QUICK RUN and
+SYNTHETIC DATA labels when they apply."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+import torch  # noqa: E402
+
+from .io import atomic_path  # noqa: E402
+
+
+def label_suffix(quick: bool, synthetic: bool) -> str:
+    tags = (["QUICK RUN"] if quick else []) + (["SYNTHETIC DATA"] if synthetic else [])
+    return f" [{', '.join(tags)}]" if tags else ""
+
+
+def save(fig, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def ddmnist_examples(datasets: dict[str, tuple[dict, dict]], path: str | Path, quick: bool,
+                     n: int = 4) -> None:
+    """Per group: test images, their untransformed digits, and g·x for a random g of G×G."""
+    from .ddmnist import Canvas, pair_action, product_group
+
+    fig, axes = plt.subplots(len(datasets) * 3, n, figsize=(2.2 * n, 3.3 * len(datasets)), squeeze=False)
+    synthetic = False
+    for row, (group, (splits, meta)) in enumerate(datasets.items()):
+        synthetic |= bool(meta.get("synthetic"))
+        test = splits["test"]
+        x = torch.from_numpy(test["images"][:n]).unsqueeze(1)
+        g = torch.randint(product_group(group).order, (n,), generator=torch.Generator().manual_seed(0))
+        gx = pair_action(group, Canvas(**meta["canvas"]))(x, g)
+        panels = [("clean", test["clean"][:n]), ("x (test)", x[:, 0].numpy()), ("g·x", gx[:, 0].numpy())]
+        for k, (name, images) in enumerate(panels):
+            for i in range(n):
+                ax = axes[3 * row + k, i]
+                ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
+                ax.set_xticks([]), ax.set_yticks([])
+                title = f"{group} {name}" + (f" label {test['labels'][i]}" if k == 0 else "")
+                if k == 2:
+                    title += f" g={product_group(group).elements[int(g[i])]}"
+                ax.set_title(title, fontsize=7)
+    fig.suptitle("DDMNIST examples" + label_suffix(quick, synthetic))
+    save(fig, path)
+
+
+def training_curves(histories: dict[tuple[str, str, int], Path], labels: dict[str, str],
+                    path: str | Path, quick: bool, synthetic: bool, metric: str = "validation accuracy") -> None:
+    """Validation metric per epoch, one panel per group, one colour per model, one line per seed."""
+    groups = sorted({key[0] for key in histories})
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.2), squeeze=False)
+    colours = dict(zip(labels, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for (group, model, seed), history_path in sorted(histories.items()):
+        records = [json.loads(line) for line in Path(history_path).read_text().splitlines() if line]
+        ax = axes[0, groups.index(group)]
+        ax.plot([r["epoch"] for r in records], [r["val_metric"] for r in records],
+                color=colours.get(model), alpha=0.8,
+                label=labels.get(model, model) if seed == min(s for g, m, s in histories if m == model) else None)
+        ax.set_title(group), ax.set_xlabel("epoch"), ax.set_ylabel(metric)
+    for ax in axes[0]:
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"DDMNIST {metric} during training" + label_suffix(quick, synthetic))
+    save(fig, path)
+
+
+

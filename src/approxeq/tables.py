@@ -1,0 +1,73 @@
+"""Results tables with pandas: runs → mean (std) over seeds beside the paper's values."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+
+def collect_metrics(paths: list[str | Path]) -> pd.DataFrame:
+    """One row per run from the runs' metrics.json files."""
+    rows = [json.loads(Path(p).read_text()) for p in paths]
+    return pd.DataFrame(rows).sort_values(["experiment", "group", "model", "seed"], ignore_index=True)
+
+
+def summarise(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Mean and sample std (ddof = 1; 0 for a single seed) of `metric` per (group, model)."""
+    grouped = runs.groupby(["group", "model"], sort=False)
+    summary = grouped.agg(mean=(metric, "mean"), std=(metric, "std"), seeds=("seed", "count"),
+                          parameters=("parameters", "first"), synthetic=("synthetic", "any"),
+                          train_seconds=("train_seconds", "mean"))
+    summary["std"] = summary["std"].fillna(0.0)
+    return summary.reset_index()
+
+
+def compare_with_paper(summary: pd.DataFrame, paper: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
+    """Long table: every (model, group) of ours and of the paper; `source` says which were trained
+    here and which are imported from the paper."""
+    ours = summary.rename(columns={"mean": "ours_mean", "std": "ours_std"})
+    ours["label"] = ours["model"].map(labels).fillna(ours["model"])
+    paper = paper.rename(columns={"mean": "paper_mean", "std": "paper_std", "params_m": "paper_params_m"})
+    table = paper.merge(ours.drop(columns=["label"]), on=["model", "group"], how="outer")
+    table["label"] = table["label"].fillna(table["model"].map(labels)).fillna(table["model"])
+    table["difference"] = table["ours_mean"] - table["paper_mean"]
+    table["ours_params_m"] = table["parameters"] / 1e6
+    table["source"] = table["ours_mean"].notna().map({True: "trained here", False: "imported from paper"})
+    order = {label: i for i, label in enumerate(list(labels.values()) + list(paper["label"]))}
+    table["_order"] = table["label"].map(order)
+    columns = ["label", "model", "group", "source", "ours_mean", "ours_std", "seeds", "paper_mean",
+               "paper_std", "difference", "ours_params_m", "paper_params_m", "parameters", "synthetic",
+               "train_seconds"]
+    return table.sort_values(["_order", "group"], ignore_index=True)[columns]
+
+
+def mean_std(mean: float, std: float, digits: int = 3) -> str:
+    if pd.isna(mean):
+        return "–"
+    return f"{mean:.{digits}f} ({std:.{digits}f})" if not pd.isna(std) else f"{mean:.{digits}f}"
+
+
+def wide_table(long: pd.DataFrame, groups: list[str]) -> pd.DataFrame:
+    """The paper's layout: one row per model, per group a 'mean (std)' cell and Par (M).
+
+    Models trained here get two rows: ours and the paper's value for the same model."""
+    rows = []
+    for label, block in long.groupby("label", sort=False):
+        by_group = block.set_index("group")
+        trained = block["source"].eq("trained here").any()
+        variants = [("this run", "ours_mean", "ours_std", "ours_params_m")] if trained else []
+        if block["paper_mean"].notna().any():
+            variants.append(("paper" if trained else "paper (imported)", "paper_mean", "paper_std",
+                             "paper_params_m"))
+        for source, mean_col, std_col, par_col in variants:
+            row = {"Model": label, "Source": source}
+            for group in groups:
+                if group in by_group.index:
+                    r = by_group.loc[group]
+                    row[group] = mean_std(r[mean_col], r[std_col])
+                    row[f"Par (M) {group}"] = "–" if pd.isna(r[par_col]) else f"{r[par_col]:.2f}"
+                else:
+                    row[group], row[f"Par (M) {group}"] = "–", "–"
+            rows.append(row)
+    return pd.DataFrame(rows)

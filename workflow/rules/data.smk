@@ -1,0 +1,38 @@
+# Data: MNIST from the configured sources (hash-checked), DDMNIST built from it per group.
+
+
+rule fetch_mnist:
+    output:
+        record=f"{MNIST_DIR}/source.json",
+        files=[f"{MNIST_DIR}/{name}" for name in MNIST_FILES],
+    params:
+        sources=config["mnist"]["sources"],
+        md5=config["mnist"]["md5"],
+        timeout=config["mnist"]["timeout_seconds"],
+    log:
+        f"{LOGS}/fetch_mnist.log",
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/fetch_mnist.py"
+
+
+rule build_ddmnist:
+    input:
+        record=rules.fetch_mnist.output.record,
+        files=rules.fetch_mnist.output.files,
+    output:
+        data=RESULTS + "/data/ddmnist/{group}.npz",
+        meta=RESULTS + "/data/ddmnist/{group}.npz.json",
+    params:
+        group=lambda w: w.group,
+        artefacts=lambda w: DDM["artefacts"][w.group],
+        seed=DDM["data_seed"],
+        per_class=DDM["per_class"],
+        canvas=DDM["canvas"],
+    log:
+        LOGS + "/build_ddmnist/{group}.log",
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/build_ddmnist.py"

@@ -1,0 +1,40 @@
+"""Snakemake `script:` entry point: evaluate one trained run into metrics.json."""
+import torch
+
+from approxeq.evaluate import latent_equivariance_error
+from approxeq.experiments import setup_experiment
+from approxeq.io import read_json, write_json_atomic
+from approxeq.logs import redirect_to_log
+from approxeq.models import count_parameters
+
+
+def main(model_path, info_path, output, threads, log_path):
+    with redirect_to_log(log_path):
+        torch.set_num_threads(threads)
+        info = read_json(info_path)
+        run = info["run"]
+        setup = setup_experiment(run["experiment"], data_path=run["data"], group=run["group"],
+                                 network=run["network"], device=torch.device("cpu"))
+        model = setup.model
+        model.load_state_dict(torch.load(model_path, map_location="cpu"))
+        model.eval()
+        data = setup.data
+        metrics = {f"{name}_{setup.metric_name}": setup.test_metric(model, x, y)
+                   for name, (x, y) in setup.test_sets.items()}
+        metrics.update(latent_equivariance_error(
+            model, setup.test_sets["test"][0], data.group_order, data.input_action,
+            data.latent_action, data.prepare, seed=run["seed"]))
+        metrics.update({
+            "experiment": run["experiment"], "group": run["group"], "model": run["model"],
+            "seed": run["seed"], "parameters": count_parameters(model),
+            "train_seconds": info["train_seconds"], "device": info["device"],
+            "best_epoch": info["best_epoch"], "epochs_run": info["epochs_run"],
+            "synthetic": setup.synthetic, "lr": run["lr"],
+            "lambda": run["weights"]["equivariance"]})
+        print(metrics)
+        write_json_atomic(output, metrics)
+
+
+if "snakemake" in globals():
+    main(snakemake.input.model, snakemake.input.info, snakemake.output[0],  # noqa: F821
+         snakemake.threads, snakemake.log[0])  # noqa: F821
