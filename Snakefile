@@ -6,7 +6,8 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# The repository's config.yaml, also when --directory runs the workflow elsewhere.
+configfile: workflow.source_path("config.yaml")
 
 
 validate(config, "workflow/schemas/config.schema.yaml")

@@ -17,7 +17,7 @@ rule aggregate_ddmnist:
 rule table4:
     input:
         runs=rules.aggregate_ddmnist.output[0],
-        paper="workflow/paper/table4.csv",
+        paper=PAPER_TABLES / "table4.csv",
     output:
         csv=report(
             f"{RESULTS}/tables/table4.csv",
@@ -30,6 +30,7 @@ rule table4:
         groups=DDM["groups"],
         labels=model_labels(),
         quick=config["quick"],
+        templates=str(TEMPLATES),
     log:
         f"{LOGS}/table4.log",
     conda:

@@ -4,7 +4,8 @@ import sys
 from pathlib import Path
 
 # Scripts import the project's package from src/ (also inside conda envs and cluster jobs).
-SRC = str(Path(workflow.basedir) / "src")
+REPO = Path(workflow.basedir)  # repository files are found here even with --directory
+SRC = str(REPO / "src")
 sys.path.insert(0, SRC)
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 
@@ -12,6 +13,8 @@ from approxeq.config import check_config  # noqa: E402
 
 check_config(config)
 
+PAPER_TABLES = REPO / "workflow" / "paper"
+TEMPLATES = REPO / "reports" / "templates"
 RESULTS = config["results"]
 LOGS = f"logs/{config['run_name']}"
 MNIST_DIR = config["mnist"]["dir"]

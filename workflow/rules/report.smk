@@ -8,11 +8,11 @@ rule report:
         table4_html=rules.table4.output.html,
         fig_examples=rules.figure_ddmnist_examples.output[0],
         fig_training=rules.figure_ddmnist_training.output[0],
-        templates="reports/templates/report.html.j2",
+        templates=TEMPLATES / "report.html.j2",
     output:
         config["report"],
     params:
-        templates="reports/templates",
+        templates=str(TEMPLATES),
     log:
         f"{LOGS}/report.log",
     conda:

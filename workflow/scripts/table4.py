@@ -8,7 +8,7 @@ from approxeq.reporting import render_template
 from approxeq.tables import compare_with_paper, summarise, wide_table
 
 
-def main(runs_csv, paper_csv, groups, labels, quick, out, log_path):
+def main(runs_csv, paper_csv, groups, labels, quick, templates, out, log_path):
     with redirect_to_log(log_path):
         runs = pd.read_csv(runs_csv)
         summary = summarise(runs, "test_accuracy")
@@ -24,11 +24,11 @@ def main(runs_csv, paper_csv, groups, labels, quick, out, log_path):
         caption = ("DDMNIST test accuracy, mean (std) over seeds. " + " ".join(notes)).strip()
         write_text_atomic(out["tex"], wide.to_latex(index=False, caption=caption, label="tab:ddmnist"))
         write_text_atomic(out["html"], render_template(
-            "table.html.j2", table=wide, caption=caption, notes=notes))
+            "table.html.j2", templates, table=wide, caption=caption, notes=notes))
         print(wide.to_string())
 
 
 if "snakemake" in globals():
     p = snakemake.params  # noqa: F821
     main(snakemake.input.runs, snakemake.input.paper, list(p.groups), dict(p.labels),  # noqa: F821
-         p.quick, dict(snakemake.output), snakemake.log[0])  # noqa: F821
+         p.quick, p.templates, dict(snakemake.output), snakemake.log[0])  # noqa: F821

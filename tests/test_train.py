@@ -1,0 +1,132 @@
+"""The trainer: bit-identical reruns, exact resume, NaN stops, the best state is a copy."""
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from approxeq.actions import image_action, trivial_action
+from approxeq.evaluate import accuracy, latent_equivariance_error
+from approxeq.groups import group_from_name
+from approxeq.loss import LossWeights
+from approxeq.models import EncoderHead
+from approxeq.representations import apply_matrices, latent_representation
+from approxeq.train import NonFiniteLossError, TaskData, TrainConfig, seed_everything, train
+
+SIZE, D = 8, 10
+
+
+def make_task(seed=0, nan=False):
+    seed_everything(seed)
+    group = group_from_name("C4")
+    action = image_action(group, SIZE)
+    rep = latent_representation(group, D)
+    generator = torch.Generator().manual_seed(123)
+    x = torch.rand(96, 1, SIZE, SIZE, generator=generator)
+    y = (x[:, 0, :4].mean((1, 2)) > x[:, 0, 4:].mean((1, 2))).long()
+    if nan:
+        x[5, 0, 0, 0] = float("nan")
+    encoder = nn.Sequential(nn.Flatten(), nn.Linear(SIZE * SIZE, 16), nn.BatchNorm1d(16), nn.ELU(),
+                            nn.Linear(16, D))
+    model = EncoderHead(encoder, nn.Linear(D, 2), D)
+    data = TaskData(x_train=x[:64], y_train=y[:64], x_val=x[64:], y_val=y[64:],
+                    group_order=group.order, task_loss=F.cross_entropy, input_action=action,
+                    latent_action=lambda z, g: apply_matrices(rep, g, z),
+                    output_action=trivial_action, val_metric=lambda m, a, b: accuracy(m, a, b))
+    return model, data
+
+
+CFG = TrainConfig(lr=1e-2, batch_size=16, epochs=5, patience=10, seed=3,
+                  weights=LossWeights(task=1.0, shift=0.5, equivariance=1.0))
+
+
+def strip_timing(history):
+    return [{k: v for k, v in r.items() if k not in ("seconds", "images_per_second")} for r in history]
+
+
+def test_same_seed_gives_identical_results(tmp_path):
+    results = []
+    for run in ("a", "b"):
+        model, data = make_task()
+        results.append(train(model, data, CFG, tmp_path / run, log=lambda m: None))
+    assert strip_timing(results[0].history) == strip_timing(results[1].history)
+    for key in results[0].best_state:
+        assert torch.equal(results[0].best_state[key], results[1].best_state[key])
+    # and a different seed gives different numbers (the test can fail)
+    model, data = make_task()
+    other = train(model, data, TrainConfig(**{**CFG.__dict__, "seed": 4}), tmp_path / "c", log=lambda m: None)
+    assert strip_timing(other.history) != strip_timing(results[0].history)
+
+
+def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path):
+    model, data = make_task()
+    straight = train(model, data, CFG, tmp_path / "straight", log=lambda m: None)
+
+    def crash_after_two(epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt("simulated preemption")
+
+    model, data = make_task()
+    with pytest.raises(KeyboardInterrupt):
+        train(model, data, CFG, tmp_path / "resumed", log=lambda m: None, on_epoch_end=crash_after_two)
+    messages = []
+    model, data = make_task(seed=99)  # fresh process: different init, must be overwritten by the checkpoint
+    resumed = train(model, data, CFG, tmp_path / "resumed", log=messages.append)
+    assert any("resumed" in m and "epoch 2" in m for m in messages)
+    assert strip_timing(resumed.history) == strip_timing(straight.history)
+    for key in straight.best_state:
+        assert torch.equal(resumed.best_state[key], straight.best_state[key])
+    lines = (tmp_path / "resumed" / "history.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4, 5]
+
+
+def test_changed_config_refuses_to_resume(tmp_path):
+    model, data = make_task()
+    train(model, data, TrainConfig(**{**CFG.__dict__, "epochs": 1}), tmp_path, log=lambda m: None)
+    model, data = make_task()
+    with pytest.raises(RuntimeError, match="different training config"):
+        train(model, data, TrainConfig(**{**CFG.__dict__, "lr": 0.5}), tmp_path, log=lambda m: None)
+
+
+def test_nan_loss_stops_the_run(tmp_path):
+    model, data = make_task(nan=True)
+    with pytest.raises(NonFiniteLossError, match="loss is nan at epoch 1"):
+        train(model, data, CFG, tmp_path, log=lambda m: None)
+
+
+def test_best_state_is_a_copy_from_the_best_epoch(tmp_path):
+    model, data = make_task()
+    scores = iter([0.1, 0.9, 0.2, 0.3, 0.4])
+    data.val_metric = lambda m, a, b: next(scores)
+    snapshots = {}
+
+    def snapshot(epoch):
+        snapshots[epoch] = {k: v.clone() for k, v in model.state_dict().items()}
+
+    result = train(model, data, CFG, tmp_path, log=lambda m: None, on_epoch_end=snapshot)
+    assert result.best_epoch == 2 and result.best_metric == 0.9
+    weight = "encoder.1.weight"
+    assert torch.equal(result.best_state[weight], snapshots[2][weight])
+    assert not torch.equal(result.best_state[weight], model.state_dict()[weight])  # not the last model
+
+
+def test_early_stopping_with_patience(tmp_path):
+    model, data = make_task()
+    scores = iter([0.5, 0.4, 0.4, 0.4, 0.4])
+    data.val_metric = lambda m, a, b: next(scores)
+    cfg = TrainConfig(**{**CFG.__dict__, "patience": 2})
+    result = train(model, data, cfg, tmp_path, log=lambda m: None)
+    assert len(result.history) == 3 and result.best_epoch == 1
+    # a rerun after early stopping does not train further
+    model, data = make_task()
+    again = train(model, data, cfg, tmp_path, log=lambda m: None)
+    assert len(again.history) == 3
+
+
+def test_latent_equivariance_error_is_zero_for_the_identity_action():
+    model, data = make_task()
+    error = latent_equivariance_error(model, data.x_val, 4, lambda x, g: x, lambda z, g: z)
+    assert error["latent_equivariance_mse"] == 0.0
+    error = latent_equivariance_error(model, data.x_val, 4, data.input_action, data.latent_action)
+    assert error["latent_equivariance_mse"] > 0 and error["latent_equivariance_relative"] > 0
