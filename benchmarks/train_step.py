@@ -255,10 +255,14 @@ def main(argv=None) -> dict:
         for name, weights in (("augmented", LossWeights(task=1.0, shift=0.0, equivariance=0.0)),
                               ("ours", LossWeights(task=1.0, shift=0.0, equivariance=args.lam))):
             loops[name] = r = time_train_loop(args, device, task, weights)
-            print(f"  {name:<11} {r['images_per_second']:8.0f} img/s (history, epoch incl. val "
-                  f"{r['epoch_seconds']:.2f} s)  wall {r['wall_seconds']:.2f} s (incl. checkpoint)")
-        loops["ours"]["ratio_vs_augmented"] = (loops["augmented"]["images_per_second"]
-                                               / loops["ours"]["images_per_second"])
+            ratio = ""
+            if name != "augmented":
+                r["time_ratio_vs_augmented"] = (loops["augmented"]["images_per_second"]
+                                                / r["images_per_second"])
+                ratio = f"  ×{r['time_ratio_vs_augmented']:.2f} vs augmented"
+            print(f"  {name:<11} {r['images_per_second']:8.0f} img/s (history; epoch incl. val "
+                  f"{r['epoch_seconds']:.2f} s, wall incl. checkpoint {r['wall_seconds']:.2f} s)"
+                  + ratio)
 
     summary = (f"SUMMARY {info['device_name']} [{device.type}, {info['threads']} thr] "
                f"{info['group']} batch {args.batch_size}: step augmented "
@@ -272,13 +276,12 @@ def main(argv=None) -> dict:
                     f"{loops['ours']['images_per_second']:.0f} img/s")
     info["benchmark_seconds"] = time.perf_counter() - started
     print(f"(benchmark took {info['benchmark_seconds']:.0f} s)")
-    print(summary)
-
     figures = {"info": info, "step": steps, "train_loop": loops, "summary": summary}
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
         print(f"wrote {args.json}")
+    print(summary)
     return figures
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 REPO = Path(workflow.basedir)  # repository files are found here even with --directory
 SRC = str(REPO / "src")
 sys.path.insert(0, SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
+os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, (SRC, os.getenv("PYTHONPATH")))))
 
 from approxeq.config import check_config  # noqa: E402
 
@@ -25,7 +25,7 @@ MNIST_FILES = [
     "t10k-labels-idx1-ubyte",
 ]
 DDM = config["ddmnist"]
-RUN_DIR = RESULTS + "/runs/{experiment}/{group}/{model}/seed{seed}"
+RUN_DIR = f"{RESULTS}/runs/{{experiment}}/{{group}}/{{model}}/seed{{seed}}"
 
 
 wildcard_constraints:
@@ -46,7 +46,7 @@ def ddmnist_runs():
 
 def ddmnist_run_files(name):
     return [
-        expand(RUN_DIR + "/" + name, experiment="ddmnist", group=g, model=m, seed=s)[0]
+        expand(f"{RUN_DIR}/{name}", experiment="ddmnist", group=g, model=m, seed=s)[0]
         for g, m, s in ddmnist_runs()
     ]
 

@@ -22,8 +22,8 @@ rule build_ddmnist:
         record=rules.fetch_mnist.output.record,
         files=rules.fetch_mnist.output.files,
     output:
-        data=RESULTS + "/data/ddmnist/{group}.npz",
-        meta=RESULTS + "/data/ddmnist/{group}.npz.json",
+        data=f"{RESULTS}/data/ddmnist/{{group}}.npz",
+        meta=f"{RESULTS}/data/ddmnist/{{group}}.npz.json",
     params:
         group=lambda w: w.group,
         artefacts=lambda w: DDM["artefacts"][w.group],
@@ -31,7 +31,7 @@ rule build_ddmnist:
         per_class=DDM["per_class"],
         canvas=DDM["canvas"],
     log:
-        LOGS + "/build_ddmnist/{group}.log",
+        f"{LOGS}/build_ddmnist/{{group}}.log",
     conda:
         "../../envs/torch.yaml"
     script:

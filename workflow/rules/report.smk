@@ -12,7 +12,7 @@ rule report:
     output:
         config["report"],
     params:
-        templates=str(TEMPLATES),
+        templates=lambda w, input: os.path.dirname(input.templates),
     log:
         f"{LOGS}/report.log",
     conda:

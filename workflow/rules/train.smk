@@ -6,9 +6,9 @@ rule train:
     input:
         data=dataset_for,
     output:
-        model=RUN_DIR + "/model.pt",
-        info=RUN_DIR + "/train.json",
-        history=RUN_DIR + "/history.jsonl",
+        model=f"{RUN_DIR}/model.pt",
+        info=f"{RUN_DIR}/train.json",
+        history=f"{RUN_DIR}/history.jsonl",
     params:
         run=run_settings,
         lock_dir=config["compute"]["gpu_lock_dir"],
@@ -16,7 +16,7 @@ rule train:
     resources:
         gpu=1,
     log:
-        LOGS + "/train/{experiment}/{group}/{model}/seed{seed}.log",
+        f"{LOGS}/train/{{experiment}}/{{group}}/{{model}}/seed{{seed}}.log",
     conda:
         "../../envs/torch.yaml"
     script:
@@ -29,10 +29,10 @@ rule evaluate:
         info=rules.train.output.info,
         data=dataset_for,
     output:
-        RUN_DIR + "/metrics.json",
+        f"{RUN_DIR}/metrics.json",
     threads: 1
     log:
-        LOGS + "/evaluate/{experiment}/{group}/{model}/seed{seed}.log",
+        f"{LOGS}/evaluate/{{experiment}}/{{group}}/{{model}}/seed{{seed}}.log",
     conda:
         "../../envs/torch.yaml"
     script:

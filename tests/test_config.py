@@ -1,0 +1,88 @@
+"""The configuration is validated before any job: the schema and the semantic checks name the key."""
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import update_config, validate
+
+from approxeq.config import ConfigError, check_config
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
+
+
+def load(*names):
+    config = {}
+    for name in names:
+        update_config(config, yaml.safe_load((ROOT / name).read_text()))
+    return config
+
+
+def validated(config):
+    config = copy.deepcopy(config)
+    validate(config, SCHEMA)
+    return config
+
+
+@pytest.mark.parametrize("files", [("config.yaml",), ("config.yaml", "config.quick.yaml")])
+def test_shipped_configurations_are_valid(files):
+    config = validated(load(*files))
+    check_config(config)
+    assert config["ddmnist"]["groups"] == ["C4", "D1", "D4"]
+
+
+def test_paper_settings():
+    config = validated(load("config.yaml"))
+    ddm = config["ddmnist"]
+    assert ddm["seeds"] == [0, 1, 2, 3, 4]
+    assert ddm["training"] == {"batch_size": 256, "epochs": 150, "patience": 20, "weight_decay": 0.0}
+    assert ddm["models"]["cnn"]["lr"] == {"C4": 5e-4, "D1": 1e-3, "D4": 5e-4}
+    assert ddm["models"]["ours"]["lr"] == {"C4": 1e-3, "D1": 1e-3, "D4": 5e-4}
+    assert ddm["models"]["ours"]["lambda"] == {"C4": 2.0, "D1": 1.0, "D4": 1.0}
+    assert ddm["network"]["latent_dim"] == 66
+
+
+def test_schema_fills_defaults():
+    config = load("config.yaml")
+    del config["ddmnist"]["training"], config["compute"]
+    config = validated(config)
+    assert config["ddmnist"]["training"]["patience"] == 20
+    assert config["compute"]["train_threads"] == 4
+
+
+@pytest.mark.parametrize("path, value, expected", [
+    (("ddmnist", "training", "epochz"), 3, "epochz"),
+    (("ddmnist", "seeds"), ["a"], "seeds"),
+    (("ddmnist", "groups"), ["Q8"], "groups"),
+    (("mnist", "md5", "train_images"), "not-a-hash", "train_images"),
+    (("mnist", "sources"), [{"kind": "ftp", "base": "x"}], "sources"),
+    (("report",), "report.pdf", "report"),
+    (("compute", "train_threads"), 0, "train_threads"),
+])
+def test_schema_rejects_bad_input_naming_the_key(path, value, expected):
+    config = load("config.yaml")
+    node = config
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(WorkflowError) as error:
+        validate(config, SCHEMA)
+    assert expected in str(error.value)
+
+
+def test_semantic_checks_name_the_key():
+    config = validated(load("config.yaml"))
+    small = copy.deepcopy(config)
+    small["ddmnist"]["network"]["latent_dim"] = 60
+    with pytest.raises(ConfigError, match=r"ddmnist.network.latent_dim = 60 .* \|D4xD4\| = 64"):
+        check_config(small)
+    missing = copy.deepcopy(config)
+    del missing["ddmnist"]["models"]["ours"]["lr"]["D1"]
+    with pytest.raises(ConfigError, match=r"ddmnist.models.ours.lr has no value for group\(s\) \['D1'\]"):
+        check_config(missing)
+    artefacts = copy.deepcopy(config)
+    del artefacts["ddmnist"]["artefacts"]["C4"]
+    with pytest.raises(ConfigError, match="ddmnist.artefacts"):
+        check_config(artefacts)
