@@ -1,4 +1,5 @@
 """The Snakemake workflow: dry-runs of the full configuration, single targets, and end-to-end runs."""
+import json
 import os
 import re
 import subprocess
@@ -13,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
 
 
-def snakemake(*args, cwd, timeout=900):
-    env = dict(os.environ, APPROXEQ_FAKE_GPUS="")  # tests never touch a GPU
+def snakemake(*args, cwd, timeout=900, env=None):
+    env = {**os.environ, "APPROXEQ_FAKE_GPUS": "", **(env or {})}  # tests never touch a real GPU
     result = subprocess.run([*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True,
                             timeout=timeout, env=env)
     return result
@@ -78,9 +79,9 @@ def numbers_in_every_trained_cell(table_csv: Path) -> pd.DataFrame:
 
 
 @pytest.mark.slow
-def test_tiny_synthetic_run_end_to_end(tmp_path):
+def test_tiny_synthetic_run_end_to_end_on_two_simulated_gpus(tmp_path):
     """A smaller-than-quick configuration on a synthetic MNIST stand-in: Table 4 and the report,
-    labelled synthetic."""
+    labelled synthetic; training jobs placed on two simulated GPUs, never two on one GPU at once."""
     config = {
         "run_name": "pytest", "quick": True, "results": "results", "report": "report.html",
         "compute": {"train_threads": 1},
@@ -90,8 +91,9 @@ def test_tiny_synthetic_run_end_to_end(tmp_path):
                     "training": {"batch_size": 50, "epochs": 2, "patience": 2}},
     }
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
-    result = snakemake("--configfile", str(tmp_path / "tiny.yaml"), "--directory", str(tmp_path),
-                       "--cores", "2", cwd=ROOT)
+    result = snakemake("all", "--configfile", str(tmp_path / "tiny.yaml"), "--directory", str(tmp_path),
+                       "--cores", "2", "--resources", "gpu=2", cwd=ROOT,
+                       env={"APPROXEQ_FAKE_GPUS": "0,1", "APPROXEQ_GPU_LOCK_DIR": str(tmp_path / "locks")})
     assert result.returncode == 0, result.stderr[-5000:]
     table = numbers_in_every_trained_cell(tmp_path / "results/tables/table4.csv")
     assert table.loc[table["source"] == "trained here", "synthetic"].all()
@@ -100,3 +102,23 @@ def test_tiny_synthetic_run_end_to_end(tmp_path):
     assert "SYNTHETIC DATA" in (tmp_path / "results/tables/table4.html").read_text()
     assert "SYNTHETIC" in (tmp_path / "results/tables/table4.tex").read_text()
     assert (tmp_path / "logs/pytest/train/ddmnist/D4/ours/seed0.log").read_text().count("epoch") >= 2
+    runs = [json.loads(p.read_text()) for p in (tmp_path / "results/runs").rglob("train.json")]
+    assert len(runs) == 6
+    by_gpu = {}
+    for run in runs:
+        by_gpu.setdefault(run["device"], []).append((run["started_at"], run["finished_at"]))
+    assert set(by_gpu) <= {"cuda:GPU0 (lock)", "cuda:GPU1 (lock)"}, by_gpu
+    for intervals in by_gpu.values():
+        intervals.sort()
+        assert all(end <= next_start for (_, end), (next_start, _) in zip(intervals, intervals[1:]))
+
+
+@pytest.mark.slow
+def test_quick_profile_end_to_end(tmp_path):
+    """The documented quick run (snakemake --profile profiles/quick), in a scratch directory."""
+    result = snakemake("--profile", str(ROOT / "profiles/quick"), "--directory", str(tmp_path),
+                       cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-5000:]
+    numbers_in_every_trained_cell(tmp_path / "results/quick/tables/table4.csv")
+    report = (tmp_path / "reports/report_quick.html").read_text()
+    assert "QUICK RUN" in report and "Table 4" in report

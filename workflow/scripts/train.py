@@ -4,6 +4,7 @@ The device is chosen before CUDA initialises: a free GPU under a per-device lock
 SLURM assigned), else the CPU.
 """
 import json
+import time
 from pathlib import Path
 
 from approxeq.devices import acquire_device, default_lock_dir, torch_device
@@ -13,6 +14,7 @@ from approxeq.logs import redirect_to_log
 def main(run: dict, threads: int, lock_dir, output: dict, log_path: str):
     with redirect_to_log(log_path):
         lease = acquire_device(lock_dir or default_lock_dir())
+        started_at = time.time()
         import torch
 
         from approxeq.experiments import setup_experiment
@@ -38,6 +40,7 @@ def main(run: dict, threads: int, lock_dir, output: dict, log_path: str):
             "best_epoch": result.best_epoch, "best_val_metric": result.best_metric,
             "epochs_run": len(result.history), "train_seconds": result.wall_seconds,
             "device": lease.describe(), "device_type": device.type,
+            "started_at": started_at, "finished_at": time.time(),
             "torch": torch.__version__, "run": run})
         lease.release()
 
