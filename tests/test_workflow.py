@@ -96,7 +96,8 @@ def test_tiny_synthetic_run_end_to_end_on_two_simulated_gpus(tmp_path):
                        env={"APPROXEQ_FAKE_GPUS": "0,1", "APPROXEQ_GPU_LOCK_DIR": str(tmp_path / "locks")})
     assert result.returncode == 0, result.stderr[-5000:]
     table = numbers_in_every_trained_cell(tmp_path / "results/tables/table4.csv")
-    assert table.loc[table["source"] == "trained here", "synthetic"].all()
+    assert table.loc[table["source"] == "trained here", "synthetic_data"].all()
+    assert table["quick_run"].all()
     report = (tmp_path / "report.html").read_text()
     assert "SYNTHETIC DATA" in report and "QUICK RUN" in report
     assert "SYNTHETIC DATA" in (tmp_path / "results/tables/table4.html").read_text()

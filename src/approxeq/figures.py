@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -31,15 +32,16 @@ def ddmnist_examples(datasets: dict[str, tuple[dict, dict]], path: str | Path, q
     """Per group: test images, their untransformed digits, and g·x for a random g of G×G."""
     from .ddmnist import Canvas, pair_action, product_group
 
-    fig, axes = plt.subplots(len(datasets) * 3, n, figsize=(2.2 * n, 3.3 * len(datasets)), squeeze=False)
+    fig, axes = plt.subplots(len(datasets) * 3, n, figsize=(2.4 * n, 4.2 * len(datasets)), squeeze=False)
     synthetic = False
     for row, (group, (splits, meta)) in enumerate(datasets.items()):
         synthetic |= bool(meta.get("synthetic"))
-        test = splits["test"]
-        x = torch.from_numpy(test["images"][:n]).unsqueeze(1)
+        picks = np.linspace(0, len(splits["test"]["labels"]) - 1, n).astype(int)  # spread over classes
+        test = {key: value[picks] for key, value in splits["test"].items()}
+        x = torch.from_numpy(test["images"]).unsqueeze(1)
         g = torch.randint(product_group(group).order, (n,), generator=torch.Generator().manual_seed(0))
         gx = pair_action(group, Canvas(**meta["canvas"]))(x, g)
-        panels = [("clean", test["clean"][:n]), ("x (test)", x[:, 0].numpy()), ("g·x", gx[:, 0].numpy())]
+        panels = [("clean", test["clean"]), ("x (test)", x[:, 0].numpy()), ("g·x", gx[:, 0].numpy())]
         for k, (name, images) in enumerate(panels):
             for i in range(n):
                 ax = axes[3 * row + k, i]
@@ -50,6 +52,7 @@ def ddmnist_examples(datasets: dict[str, tuple[dict, dict]], path: str | Path, q
                     title += f" g={product_group(group).elements[int(g[i])]}"
                 ax.set_title(title, fontsize=7)
     fig.suptitle("DDMNIST examples" + label_suffix(quick, synthetic))
+    fig.tight_layout()
     save(fig, path)
 
 
@@ -70,6 +73,7 @@ def training_curves(histories: dict[tuple[str, str, int], Path], labels: dict[st
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.suptitle(f"DDMNIST {metric} during training" + label_suffix(quick, synthetic))
+    fig.tight_layout()
     save(fig, path)
 
 

@@ -20,7 +20,9 @@ def main(runs_csv, paper_csv, groups, labels, quick, templates, out, log_path):
             notes.append("QUICK RUN: small-scale configuration, numbers are not comparable to the paper.")
         if synthetic:
             notes.append("SYNTHETIC DATA: built from a synthetic stand-in for MNIST.")
-        write_text_atomic(out["csv"], long.to_csv(index=False))
+        long.insert(0, "quick_run", quick)
+        long.insert(1, "synthetic_data", long["synthetic"].fillna(False).astype(bool))
+        write_text_atomic(out["csv"], long.drop(columns=["synthetic"]).to_csv(index=False))
         caption = ("DDMNIST test accuracy, mean (std) over seeds. " + " ".join(notes)).strip()
         write_text_atomic(out["tex"], wide.to_latex(index=False, caption=caption, label="tab:ddmnist"))
         write_text_atomic(out["html"], render_template(
