@@ -20,6 +20,16 @@ include: "workflow/rules/analysis.smk"
 include: "workflow/rules/report.smk"
 
 
+# Light or network-bound rules run on the submitting host under a cluster executor
+# (compute nodes are often offline).
+localrules:
+    all,
+    fetch_mnist,
+    aggregate_ddmnist,
+    table4,
+    report,
+
+
 rule all:
     input:
         config["report"],

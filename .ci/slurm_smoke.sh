@@ -76,17 +76,17 @@ fi
 id munge >/dev/null 2>&1 || die "the munge package did not create the munge user"
 
 # ---------------------------------------------------------------- cluster state -------
+# SLURM_CONF alone is not enough: inside a job the slurm-jobstep executor drops every
+# SLURM_* variable (SLURM_CONF included) before its nested `srun`, which then reads the
+# default file. So the default file points to ours for the duration of the test.
+DEFAULT_CONF=/etc/slurm/slurm.conf
+if [ -e "$DEFAULT_CONF" ] || [ -L "$DEFAULT_CONF" ]; then
+    die "$DEFAULT_CONF exists (a real SLURM setup, or another smoke test running); not touching it"
+fi
 STATE=$(mktemp -d /tmp/slurm-smoke.XXXXXX)
 chmod 755 "$STATE"
 mkdir -p "$STATE"/{etc,log,run,spool/ctld,spool/d,dev,munge}
 export SLURM_CONF=$STATE/etc/slurm.conf
-# SLURM_CONF alone is not enough: inside a job the slurm-jobstep executor drops every
-# SLURM_* variable (SLURM_CONF included) before its nested `srun`, which then looks in the
-# default place. So the default place points here for the duration of the test.
-DEFAULT_CONF=/etc/slurm/slurm.conf
-if [ -e "$DEFAULT_CONF" ] || [ -L "$DEFAULT_CONF" ]; then
-    die "$DEFAULT_CONF exists: this machine has a SLURM configuration; not touching it"
-fi
 
 cleanup() {
     local rc=$?
@@ -239,11 +239,25 @@ say "training log: $device_line"
     || die "the training job did not get a SLURM-assigned GPU (see $train_log)"
 grep -q 'CUDA is not available; using the CPU' "$train_log" \
     && say "(no real GPU here: torch fell back to the CPU, as expected)"
-python - "$RESULTS/runs/$TRAIN_RUN/train.json" <<'EOF'
+# Every training run of this test: a SLURM-assigned GPU, and never two at once on one GPU.
+python - "$RESULTS/runs" <<'EOF' || die "GPU assignment check failed"
 import json, sys
-info = json.load(open(sys.argv[1]))
-assert info["device"].endswith("(slurm)"), info["device"]
-print(f"[slurm-smoke] train.json: device={info['device']} device_type={info['device_type']}")
+from pathlib import Path
+runs = {p.parent.relative_to(sys.argv[1]).as_posix(): json.loads(p.read_text())
+        for p in sorted(Path(sys.argv[1]).rglob("train.json"))}
+assert runs, "no train.json"
+by_gpu = {}
+for name, info in runs.items():
+    assert info["device"].endswith("(slurm)"), (name, info["device"])
+    if "started_at" in info and "finished_at" in info:
+        by_gpu.setdefault(info["device"], []).append((info["started_at"], info["finished_at"], name))
+for gpu, spans in by_gpu.items():
+    spans.sort()
+    for (_, end, a), (start, _, b) in zip(spans, spans[1:]):
+        assert end <= start, f"{a} and {b} overlapped on {gpu}"
+devices = sorted({info["device"] for info in runs.values()})
+overlap = "none shared a GPU" if by_gpu else "no start/finish times to check for overlap"
+print(f"[slurm-smoke] {len(runs)} training run(s) on {', '.join(devices)}; {overlap}")
 EOF
 # What the profile asked SLURM for (finished jobs stay in slurmctld for MinJobAge=300 s).
 train_job=$(squeue -h -t all -o '%i %k' | awk '$2 ~ /^rule_train_/ {print $1}' | head -n1)

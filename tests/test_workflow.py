@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
+
+from approxeq.mnist import load_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
@@ -123,3 +126,8 @@ def test_quick_profile_end_to_end(tmp_path):
     numbers_in_every_trained_cell(tmp_path / "results/quick/tables/table4.csv")
     report = (tmp_path / "reports/report_quick.html").read_text()
     assert "QUICK RUN" in report and "Table 4" in report
+    mnist = load_mnist(tmp_path / "resources/quick/mnist")
+    if not mnist["synthetic"]:  # real MNIST (CI reaches npm): the sanity figures of protocols.md
+        assert abs(mnist["train_images"].mean() - 33.318) < 1e-3
+        assert np.bincount(mnist["train_labels"]).tolist() == [
+            5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
