@@ -50,11 +50,6 @@ def transform_digits(digits: np.ndarray, elements: np.ndarray, group: FiniteGrou
                      artefacts: bool, rng: np.random.Generator) -> np.ndarray:
     """Apply element `elements[i]` to `digits[i]` (uint8, N×28×28), optionally with artefacts."""
     x = torch.from_numpy(digits).float().unsqueeze(1)
-    transforms = planar_transforms(group)
-    out = torch.empty_like(x)
-    for e, t in enumerate(transforms):  # exact part: one vectorised call per element
-        mask = torch.from_numpy(elements == e)
-        out[mask] = t(x[mask])
     if artefacts:
         # Reflect exactly, then rotate by u and by (target − u) with bilinear interpolation.
         turns, flips = np.array(planar_elements(group)).T
@@ -63,6 +58,11 @@ def transform_digits(digits: np.ndarray, elements: np.ndarray, group: FiniteGrou
         u = torch.from_numpy(rng.integers(-180, 181, size=len(x))).float()
         target = torch.from_numpy(turns[elements] * 90).float()
         out = rotate_bilinear(rotate_bilinear(reflected, u), target - u)
+    else:
+        out = torch.empty_like(x)
+        for e, t in enumerate(planar_transforms(group)):  # one vectorised call per element
+            mask = torch.from_numpy(elements == e)
+            out[mask] = t(x[mask])
     return out.squeeze(1).round().clamp(0, 255).to(torch.uint8).numpy()
 
 

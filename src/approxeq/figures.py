@@ -39,7 +39,8 @@ def ddmnist_examples(datasets: dict[str, tuple[dict, dict]], path: str | Path, q
         picks = np.linspace(0, len(splits["test"]["labels"]) - 1, n).astype(int)  # spread over classes
         test = {key: value[picks] for key, value in splits["test"].items()}
         x = torch.from_numpy(test["images"]).unsqueeze(1)
-        g = torch.randint(product_group(group).order, (n,), generator=torch.Generator().manual_seed(0))
+        product = product_group(group)
+        g = torch.randint(product.order, (n,), generator=torch.Generator().manual_seed(0))
         gx = pair_action(group, Canvas(**meta["canvas"]))(x, g)
         panels = [("clean", test["clean"]), ("x (test)", x[:, 0].numpy()), ("g·x", gx[:, 0].numpy())]
         for k, (name, images) in enumerate(panels):
@@ -49,7 +50,7 @@ def ddmnist_examples(datasets: dict[str, tuple[dict, dict]], path: str | Path, q
                 ax.set_xticks([]), ax.set_yticks([])
                 title = f"{group} {name}" + (f" label {test['labels'][i]}" if k == 0 else "")
                 if k == 2:
-                    title += f" g={product_group(group).elements[int(g[i])]}"
+                    title += f" g={product.elements[int(g[i])]}"
                 ax.set_title(title, fontsize=7)
     fig.suptitle("DDMNIST examples" + label_suffix(quick, synthetic))
     fig.tight_layout()
