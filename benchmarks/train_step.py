@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from approxeq import ddmnist
 from approxeq.actions import trivial_action
 from approxeq.evaluate import accuracy
-from approxeq.loss import LossWeights, method_loss
+from approxeq.loss import LossWeights, method_loss, method_objective
 from approxeq.models import count_parameters, ddmnist_cnn
 from approxeq.representations import apply_matrices, latent_representation
 from approxeq.train import TaskData, TrainConfig, train
@@ -188,13 +188,13 @@ def time_train_loop(args, device: torch.device, task: Task, weights: LossWeights
         y_train=torch.randint(N_CLASSES, (args.train_images,), generator=gen).to(device),
         x_val=random_canvases(args.val_images, gen, device),
         y_val=torch.randint(N_CLASSES, (args.val_images,), generator=gen).to(device),
-        group_order=task.product.order, task_loss=F.cross_entropy,
-        input_action=task.input_action, latent_action=task.latent_action,
-        output_action=trivial_action,
+        group_order=task.product.order,
+        objective=method_objective(weights, F.cross_entropy, task.input_action, task.latent_action,
+                                   trivial_action),
         val_metric=lambda model, xv, yv: accuracy(model, xv, yv, prepare),
         prepare=prepare, maximize=True)
     cfg = TrainConfig(lr=args.lr, batch_size=args.batch_size, epochs=1, patience=1,
-                      seed=args.seed, weights=weights)
+                      seed=args.seed, settings=asdict(weights))
     model = make_model(args.seed, device)
     lines: list[str] = []
     with tempfile.TemporaryDirectory(prefix="approxeq-bench-") as run_dir:

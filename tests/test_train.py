@@ -9,7 +9,7 @@ from torch import nn
 from approxeq.actions import image_action, trivial_action
 from approxeq.evaluate import accuracy, latent_equivariance_error
 from approxeq.groups import group_from_name
-from approxeq.loss import LossWeights
+from approxeq.loss import LossWeights, method_objective
 from approxeq.models import EncoderHead
 from approxeq.representations import apply_matrices, latent_representation
 from approxeq.train import NonFiniteLossError, TaskData, TrainConfig, seed_everything, train
@@ -30,15 +30,18 @@ def make_task(seed=0, nan=False):
     encoder = nn.Sequential(nn.Flatten(), nn.Linear(SIZE * SIZE, 16), nn.BatchNorm1d(16), nn.ELU(),
                             nn.Linear(16, D))
     model = EncoderHead(encoder, nn.Linear(D, 2), D)
+    latent_action = lambda z, g: apply_matrices(rep, g, z)  # noqa: E731
+    objective = method_objective(LossWeights(task=1.0, shift=0.5, equivariance=1.0), F.cross_entropy,
+                                 action, latent_action, trivial_action)
     data = TaskData(x_train=x[:64], y_train=y[:64], x_val=x[64:], y_val=y[64:],
-                    group_order=group.order, task_loss=F.cross_entropy, input_action=action,
-                    latent_action=lambda z, g: apply_matrices(rep, g, z),
-                    output_action=trivial_action, val_metric=lambda m, a, b: accuracy(m, a, b))
+                    group_order=group.order, objective=objective,
+                    val_metric=lambda m, a, b: accuracy(m, a, b),
+                    epoch_metrics=lambda m: {"head_norm": m.head.weight.norm().item()})
+    data.actions = (action, latent_action)
     return model, data
 
 
-CFG = TrainConfig(lr=1e-2, batch_size=16, epochs=5, patience=10, seed=3,
-                  weights=LossWeights(task=1.0, shift=0.5, equivariance=1.0))
+CFG = TrainConfig(lr=1e-2, batch_size=16, epochs=5, patience=10, seed=3, settings={"test": 1})
 
 
 def strip_timing(history):
@@ -79,6 +82,7 @@ def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path):
         assert torch.equal(resumed.best_state[key], straight.best_state[key])
     lines = (tmp_path / "resumed" / "history.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4, 5]
+    assert all("head_norm" in json.loads(line) for line in lines)  # epoch_metrics are recorded
 
 
 def test_changed_config_refuses_to_resume(tmp_path):
@@ -87,6 +91,10 @@ def test_changed_config_refuses_to_resume(tmp_path):
     model, data = make_task()
     with pytest.raises(RuntimeError, match="different training config"):
         train(model, data, TrainConfig(**{**CFG.__dict__, "lr": 0.5}), tmp_path, log=lambda m: None)
+    model, data = make_task()
+    with pytest.raises(RuntimeError, match="different training config"):
+        train(model, data, TrainConfig(**{**CFG.__dict__, "settings": {"test": 2}}), tmp_path,
+              log=lambda m: None)
 
 
 def test_nan_loss_stops_the_run(tmp_path):
@@ -128,5 +136,5 @@ def test_latent_equivariance_error_is_zero_for_the_identity_action():
     model, data = make_task()
     error = latent_equivariance_error(model, data.x_val, 4, lambda x, g: x, lambda z, g: z)
     assert error["latent_equivariance_mse"] == 0.0
-    error = latent_equivariance_error(model, data.x_val, 4, data.input_action, data.latent_action)
+    error = latent_equivariance_error(model, data.x_val, 4, *data.actions)
     assert error["latent_equivariance_mse"] > 0 and error["latent_equivariance_relative"] > 0

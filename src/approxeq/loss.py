@@ -16,6 +16,9 @@ import torch.nn.functional as F
 from .models import EncoderHead
 
 Action = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# objective(model, x, y, g) -> (total loss, {term name: detached value})
+Objective = Callable[[EncoderHead, torch.Tensor, torch.Tensor, torch.Tensor],
+                     tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
 @dataclass(frozen=True)
@@ -52,3 +55,11 @@ def method_loss(model: EncoderHead, x: torch.Tensor, y: torch.Tensor, g: torch.T
             total = total + weights.equivariance * equivariance
             terms["equivariance"] = equivariance.detach()
     return total, terms
+
+
+def method_objective(weights: LossWeights, task_loss: Callable, input_action: Action,
+                     latent_action: Action, output_action: Action) -> Objective:
+    """The method's loss with everything but the batch fixed, for the trainer."""
+    def objective(model, x, y, g):
+        return method_loss(model, x, y, g, weights, task_loss, input_action, latent_action, output_action)
+    return objective

@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 
 from .io import atomic_path, write_text_atomic
-from .loss import Action, LossWeights, method_loss
+from .loss import Objective
 from .models import EncoderHead
 
 
@@ -35,9 +35,9 @@ class TrainConfig:
     epochs: int
     patience: int
     seed: int
-    weights: LossWeights = field(default_factory=LossWeights)
     weight_decay: float = 0.0
     lr_decay: float = 1.0  # multiplied into the learning rate after every epoch
+    settings: dict = field(default_factory=dict)  # everything else that defines the run (loss weights, ...)
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
@@ -45,20 +45,22 @@ class TrainConfig:
 
 @dataclass
 class TaskData:
-    """What the loop needs from an experiment. Tensors live on the training device."""
+    """What the loop needs from an experiment. Tensors live on the training device.
+
+    `objective(model, x, y, g)` returns the loss and its detached terms; `epoch_metrics(model)`
+    adds experiment-specific numbers (e.g. eigenvalues of learned matrices) to each epoch's record.
+    """
 
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_val: torch.Tensor
     y_val: torch.Tensor
     group_order: int
-    task_loss: Callable
-    input_action: Action
-    latent_action: Action
-    output_action: Action
+    objective: Objective
     val_metric: Callable[[EncoderHead, torch.Tensor, torch.Tensor], float]
     prepare: Callable[[torch.Tensor], torch.Tensor] = lambda x: x  # e.g. uint8 → float on device
     maximize: bool = True  # early stopping direction of val_metric
+    epoch_metrics: Callable[[EncoderHead], dict] | None = None
 
 
 @dataclass
@@ -120,8 +122,7 @@ def train(model: EncoderHead, data: TaskData, cfg: TrainConfig, run_dir: str | P
         for step in range(steps_per_epoch):
             batch = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             x, y = data.prepare(data.x_train[batch]), data.y_train[batch]
-            loss, terms = method_loss(model, x, y, elements[batch], cfg.weights, data.task_loss,
-                                      data.input_action, data.latent_action, data.output_action)
+            loss, terms = data.objective(model, x, y, elements[batch])
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(
                     f"loss is {loss.item()} at epoch {epoch}, step {step + 1}; terms "
@@ -140,7 +141,8 @@ def train(model: EncoderHead, data: TaskData, cfg: TrainConfig, run_dir: str | P
         record = {"epoch": epoch, "val_metric": metric, "seconds": seconds,
                   "images_per_second": steps_per_epoch * cfg.batch_size / seconds,
                   "lr": optimizer.param_groups[0]["lr"],
-                  **{f"train_{k}": (v / steps_per_epoch).item() for k, v in sums.items()}}
+                  **{f"train_{k}": (v / steps_per_epoch).item() for k, v in sums.items()},
+                  **(data.epoch_metrics(model) if data.epoch_metrics else {})}
         state["history"].append(record)
         state["epoch"] = epoch
         state["wall"] += seconds

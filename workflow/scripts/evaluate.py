@@ -13,8 +13,7 @@ def main(model_path, info_path, output, threads, log_path):
         torch.set_num_threads(threads)
         info = read_json(info_path)
         run = info["run"]
-        setup = setup_experiment(run["experiment"], data_path=run["data"], group=run["group"],
-                                 network=run["network"], device=torch.device("cpu"))
+        setup = setup_experiment(run, torch.device("cpu"))
         model = setup.model
         model.load_state_dict(torch.load(model_path, map_location="cpu"))
         model.eval()
@@ -22,15 +21,15 @@ def main(model_path, info_path, output, threads, log_path):
         metrics = {f"{name}_{setup.metric_name}": setup.test_metric(model, x, y)
                    for name, (x, y) in setup.test_sets.items()}
         metrics.update(latent_equivariance_error(
-            model, setup.test_sets["test"][0], data.group_order, data.input_action,
-            data.latent_action, data.prepare, seed=run["seed"]))
+            model, setup.test_sets["test"][0], data.group_order, setup.input_action,
+            setup.latent_action, data.prepare, seed=run["seed"]))
         metrics.update({
             "experiment": run["experiment"], "group": run["group"], "model": run["model"],
             "seed": run["seed"], "parameters": count_parameters(model),
             "train_seconds": info["train_seconds"], "device": info["device"],
             "best_epoch": info["best_epoch"], "epochs_run": info["epochs_run"],
             "synthetic": setup.synthetic, "lr": run["lr"],
-            "lambda": run["weights"]["equivariance"]})
+            "lambda": run["weights"].get("equivariance", 0.0)})
         print(metrics)
         write_json_atomic(output, metrics)
 

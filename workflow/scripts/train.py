@@ -19,7 +19,6 @@ def main(run: dict, threads: int, lock_dir, output: dict, log_path: str):
 
         from approxeq.experiments import setup_experiment
         from approxeq.io import write_json_atomic
-        from approxeq.loss import LossWeights
         from approxeq.train import TrainConfig, seed_everything, train
 
         device = torch_device(lease)
@@ -27,12 +26,11 @@ def main(run: dict, threads: int, lock_dir, output: dict, log_path: str):
         torch.use_deterministic_algorithms(run["deterministic"], warn_only=True)
         print(f"run {json.dumps(run, sort_keys=True)}\ndevice {lease.describe()}, {threads} threads")
         seed_everything(run["seed"])
-        setup = setup_experiment(run["experiment"], data_path=run["data"], group=run["group"],
-                                 network=run["network"], device=device)
+        setup = setup_experiment(run, device)
         cfg = TrainConfig(lr=run["lr"], batch_size=run["batch_size"], epochs=run["epochs"],
                           patience=run["patience"], seed=run["seed"],
                           weight_decay=run["weight_decay"], lr_decay=run.get("lr_decay", 1.0),
-                          weights=LossWeights(**run["weights"]))
+                          settings=run)
         result = train(setup.model, setup.data, cfg, Path(output["model"]).parent,
                        log=lambda message: print(message, flush=True))
         torch.save(result.best_state, output["model"])
