@@ -17,6 +17,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/exploratory.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -25,8 +26,12 @@ include: "workflow/rules/report.smk"
 localrules:
     all,
     fetch_mnist,
+    fetch_fonts,
+    fetch_cifar10,
     aggregate_ddmnist,
+    aggregate_exploratory,
     table4,
+    table_exploratory,
     report,
 
 

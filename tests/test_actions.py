@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from approxeq.actions import (PermutationAction, image_action, patch_product_action, planar_elements,
-                              rotate_bilinear)
+from approxeq.actions import PermutationAction, image_action, planar_elements
 from approxeq.ddmnist import Canvas, pair_action, product_group
 from approxeq.groups import GroupError, group_from_name
+from approxeq.rotations import rotate_bilinear
 
 
 def assert_action_homomorphism(action, group, x):

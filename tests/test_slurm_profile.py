@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from snakemake.utils import update_config
 
 pytest.importorskip("snakemake_executor_plugin_slurm",
                     reason="snakemake-executor-plugin-slurm is not installed")
@@ -53,11 +54,13 @@ def rule_resources(output: str, rule: str) -> list[dict[str, str]]:
 
 
 def expected_train_jobs(*configfiles: str) -> int:
+    """DDMNIST groups × models × seeds plus exploratory experiments × seeds."""
     config = load(ROOT / "config.yaml")
     for name in configfiles:
-        config["ddmnist"].update(load(ROOT / name).get("ddmnist", {}))
-    ddm = config["ddmnist"]
-    return len(ddm["groups"]) * len(ddm["models"]) * len(ddm["seeds"])
+        update_config(config, load(ROOT / name))
+    ddm, exploratory = config["ddmnist"], config["exploratory"]
+    return (len(ddm["groups"]) * len(ddm["models"]) * len(ddm["seeds"])
+            + len(exploratory["experiments"]) * len(exploratory["seeds"]))
 
 
 SLURM_COMMANDS = {"sbatch", "srun", "sinfo", "squeue", "sacct", "scontrol", "sacctmgr", "sshare"}
@@ -148,10 +151,11 @@ def test_quick_dry_run_needs_no_slurm_and_requests_a_gpu_per_training_job(tmp_pa
         assert resources["mem_mb"] == str(defaults["mem_mb"])
 
 
-def test_full_dry_run_lists_thirty_training_jobs():
+def test_full_dry_run_lists_every_training_job():
     result = dry_run()
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
     counts = job_counts(result.stdout)
-    assert counts["train"] == 3 * 2 * 5 == expected_train_jobs()  # groups × models × seeds
-    assert counts["evaluate"] == 30
+    # DDMNIST groups × models × seeds + 3 exploratory experiments × 5 seeds
+    assert counts["train"] == 3 * 2 * 5 + 3 * 5 == expected_train_jobs()
+    assert counts["evaluate"] == 45
     assert "results/runs/ddmnist/D4/ours/seed4/model.pt" in result.stdout

@@ -12,7 +12,8 @@ from approxeq.groups import group_from_name
 from approxeq.loss import LossWeights, method_objective
 from approxeq.models import EncoderHead
 from approxeq.representations import apply_matrices, latent_representation
-from approxeq.train import NonFiniteLossError, TaskData, TrainConfig, seed_everything, train
+from approxeq.train import (NonFiniteLossError, TaskData, TrainConfig, discard_finished_checkpoint,
+                            seed_everything, train)
 
 SIZE, D = 8, 10
 
@@ -73,6 +74,7 @@ def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path):
     model, data = make_task()
     with pytest.raises(KeyboardInterrupt):
         train(model, data, CFG, tmp_path / "resumed", log=lambda m: None, on_epoch_end=crash_after_two)
+    discard_finished_checkpoint(tmp_path / "resumed", CFG.epochs)  # unfinished: kept
     messages = []
     model, data = make_task(seed=99)  # fresh process: different init, must be overwritten by the checkpoint
     resumed = train(model, data, CFG, tmp_path / "resumed", log=messages.append)
@@ -95,6 +97,11 @@ def test_changed_config_refuses_to_resume(tmp_path):
     with pytest.raises(RuntimeError, match="different training config"):
         train(model, data, TrainConfig(**{**CFG.__dict__, "settings": {"test": 2}}), tmp_path,
               log=lambda m: None)
+    messages = []
+    model, data = make_task()
+    restarted = train(model, data, TrainConfig(**{**CFG.__dict__, "lr": 0.5}), tmp_path,
+                      log=messages.append, stale_checkpoint="restart")
+    assert any("starting over" in m for m in messages) and len(restarted.history) == CFG.epochs
 
 
 def test_nan_loss_stops_the_run(tmp_path):
@@ -126,10 +133,15 @@ def test_early_stopping_with_patience(tmp_path):
     cfg = TrainConfig(**{**CFG.__dict__, "patience": 2})
     result = train(model, data, cfg, tmp_path, log=lambda m: None)
     assert len(result.history) == 3 and result.best_epoch == 1
-    # a rerun after early stopping does not train further
+    # a rerun after early stopping does not train further, and rewrites the history file
+    (tmp_path / "history.jsonl").unlink()
     model, data = make_task()
     again = train(model, data, cfg, tmp_path, log=lambda m: None)
     assert len(again.history) == 3
+    assert len((tmp_path / "history.jsonl").read_text().splitlines()) == 3
+    # the workflow discards a finished checkpoint, so a rerun job trains again
+    discard_finished_checkpoint(tmp_path, cfg.epochs, log=lambda m: None)
+    assert not (tmp_path / "checkpoint.pt").exists()
 
 
 def test_latent_equivariance_error_is_zero_for_the_identity_action():

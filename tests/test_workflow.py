@@ -33,12 +33,18 @@ def test_full_dry_run_lists_every_run(tmp_path):
     result = snakemake("-n", "--directory", str(tmp_path), cwd=ROOT)
     assert result.returncode == 0, result.stderr + result.stdout
     counts = job_counts(result.stdout)
-    assert counts["train"] == 3 * 2 * 5  # groups × models × seeds
-    assert counts["evaluate"] == 30
+    assert counts["train"] == 3 * 2 * 5 + 3 * 5  # DDMNIST groups × models × seeds + exploratory
+    assert counts["evaluate"] == 45
+    assert counts["decompose"] == 15  # 5 runs for each of the three exploratory experiments
     assert counts["build_ddmnist"] == 3
-    for rule in ("fetch_mnist", "aggregate_ddmnist", "table4", "figure_ddmnist_examples",
-                 "figure_ddmnist_training", "report", "all"):
+    assert counts["table_exploratory"] == 3
+    for rule in ("fetch_mnist", "fetch_fonts", "build_tmnist", "fetch_cifar10", "aggregate_ddmnist",
+                 "aggregate_exploratory", "table4", "figure_ddmnist_examples", "figure_ddmnist_training",
+                 "figure3_decoded", "figure4_eigenvalues", "figure5_tmnist", "report", "all"):
         assert counts[rule] == 1, rule
+    for experiment, group in (("tmnist", "C2"), ("mnist_d3", "D3"), ("cifar10", "C4")):
+        for seed in range(5):
+            assert f"results/runs/{experiment}/{group}/learned/seed{seed}/decomposition.json" in result.stdout
     for group in ("C4", "D1", "D4"):
         for model in ("cnn", "ours"):
             for seed in range(5):
@@ -55,6 +61,10 @@ def test_single_table_target_builds_only_what_it_needs(tmp_path):
                        cwd=ROOT)
     assert set(job_counts(result.stdout)) == {"fetch_mnist", "build_ddmnist",
                                               "figure_ddmnist_examples", "total"}
+    result = snakemake("-n", "--directory", str(tmp_path), "results/tables/table2.csv", cwd=ROOT)
+    assert set(job_counts(result.stdout)) == {"fetch_mnist", "train", "evaluate", "decompose",
+                                              "table_exploratory", "total"}
+    assert job_counts(result.stdout)["train"] == 5
 
 
 def test_bad_config_stops_before_any_job(tmp_path):
@@ -92,6 +102,13 @@ def test_tiny_synthetic_run_end_to_end_on_two_simulated_gpus(tmp_path):
             {"kind": "synthetic", "n_train": 1000, "n_test": 300, "seed": 0}]},
         "ddmnist": {"seeds": [0], "per_class": {"train": 2, "val": 1, "test": 2},
                     "training": {"batch_size": 50, "epochs": 2, "patience": 2}},
+        "exploratory": {"seeds": [0, 1], "experiments": {
+            name: {"training": {"epochs": 1, "patience": 1}, "sizes": {"train": 200, "val": 64, "test": 64}}
+            for name in ("tmnist", "mnist_d3", "cifar10")}},
+        "tmnist": {"dir": "resources/fonts", "sizes": {"train": 200, "val": 64, "test": 64},
+                   "synthetic_fallback": True},
+        "cifar10": {"dir": "resources/cifar10", "url": "http://127.0.0.1:9/cifar-10-python.tar.gz",
+                    "timeout_seconds": 5, "synthetic": {"n_train": 300, "n_test": 100, "seed": 0}},
     }
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
     result = snakemake("all", "--configfile", str(tmp_path / "tiny.yaml"), "--directory", str(tmp_path),
@@ -106,8 +123,17 @@ def test_tiny_synthetic_run_end_to_end_on_two_simulated_gpus(tmp_path):
     assert "SYNTHETIC DATA" in (tmp_path / "results/tables/table4.html").read_text()
     assert "SYNTHETIC" in (tmp_path / "results/tables/table4.tex").read_text()
     assert (tmp_path / "logs/pytest/train/ddmnist/D4/ours/seed0.log").read_text().count("epoch") >= 2
+    for number in (1, 2, 3):  # Tables 1-3: a count in every cell of every run
+        table = pd.read_csv(tmp_path / f"results/tables/table{number}.csv")
+        runs_only = table[~table["run"].isin(["mean", "std"])]
+        assert len(runs_only) == 2
+        counts = [c for c in table.columns if c.startswith(("m(", "eig "))]
+        assert counts and runs_only[counts + ["algebra loss", "homomorphism error"]].notna().all().all()
+    assert pd.read_csv(tmp_path / "results/tables/table3.csv")["synthetic"].all()  # CIFAR10 stand-in
+    for figure in ("figure3_decoded", "figure4_eigenvalues", "figure5_tmnist"):
+        assert (tmp_path / f"results/figures/{figure}.png").stat().st_size > 10_000
     runs = [json.loads(p.read_text()) for p in (tmp_path / "results/runs").rglob("train.json")]
-    assert len(runs) == 6
+    assert len(runs) == 6 + 6
     by_gpu = {}
     for run in runs:
         by_gpu.setdefault(run["device"], []).append((run["started_at"], run["finished_at"]))

@@ -110,17 +110,3 @@ def _with_patch(sites: torch.Tensor, transform: Transform, ys: slice, xs: slice)
 def trivial_action(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """ρ_Y for invariant targets (class labels)."""
     return x
-
-
-def rotate_bilinear(x: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
-    """Rotate images (B, C, H, W) counter-clockwise by per-sample angles with bilinear interpolation,
-    zeros outside; the same sense as `torch.rot90(x, 1, (-2, -1))` for 90°. Used only to create the
-    interpolation artefacts of DDMNIST, never as a group action (it is not exact)."""
-    radians = torch.deg2rad(degrees.to(x.dtype))
-    cos, sin = torch.cos(radians), torch.sin(radians)
-    zero = torch.zeros_like(cos)
-    # affine_grid maps output coordinates (x right, y down) to input coordinates.
-    theta = torch.stack([torch.stack([cos, -sin, zero], -1), torch.stack([sin, cos, zero], -1)], 1)
-    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
-    return torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="zeros",
-                                           align_corners=False)

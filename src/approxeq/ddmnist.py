@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .actions import patch_product_action, planar_elements, planar_transforms, rotate_bilinear
+from .actions import patch_product_action, planar_elements, planar_transforms
+from .rotations import rotate_bilinear
 from .groups import FiniteGroup, direct_product, group_from_name
-from .io import atomic_path, check_hash, file_hash, read_json, write_json_atomic
+from .io import load_npz_with_hash, save_npz_with_hash
 
 DIGIT = 28
 
@@ -101,28 +102,16 @@ def build_ddmnist(mnist: dict, group_name: str, artefacts: bool, seed: int,
 
 def save_ddmnist(path: str | Path, splits: dict[str, dict], meta: dict) -> dict:
     """Compressed npz, written atomically, plus `<path>.json` holding its sha256 and metadata."""
-    path = Path(path)
     arrays = {f"{split}_{key}": value for split, data in splits.items() for key, value in data.items()}
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
-    meta = dict(meta, sha256=file_hash(path, "sha256"),
-                sizes={split: len(data["labels"]) for split, data in splits.items()})
-    write_json_atomic(meta_path(path), meta)
-    return meta
-
-
-def meta_path(path: str | Path) -> Path:
-    return Path(f"{path}.json")
+    sizes = {split: len(data["labels"]) for split, data in splits.items()}
+    return save_npz_with_hash(path, arrays, dict(meta, sizes=sizes))
 
 
 def load_ddmnist(path: str | Path) -> tuple[dict[str, dict], dict]:
     """Load a DDMNIST file after checking it against the hash recorded when it was built."""
-    meta = read_json(meta_path(path))
-    check_hash(path, meta["sha256"], "sha256")
-    with np.load(path) as data:
-        splits: dict[str, dict] = {}
-        for key in data.files:
-            split, field = key.split("_", 1)
-            splits.setdefault(split, {})[field] = data[key]
+    arrays, meta = load_npz_with_hash(path)
+    splits: dict[str, dict] = {}
+    for key, value in arrays.items():
+        split, field = key.split("_", 1)
+        splits.setdefault(split, {})[field] = value
     return splits, meta

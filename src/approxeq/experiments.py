@@ -29,6 +29,8 @@ class ExperimentSetup:
     synthetic: bool  # the data derive from a synthetic stand-in, not the real data set
     input_action: Action
     latent_action: Action
+    output_action: Action = trivial_action
+    task_loss: Callable = F.cross_entropy
 
 
 def ddmnist_setup(run: dict, device: torch.device) -> ExperimentSetup:
@@ -80,3 +82,123 @@ def setup_experiment(run: dict, device: torch.device) -> ExperimentSetup:
     if name not in EXPERIMENTS:
         raise KeyError(f"unknown experiment {name!r}; known: {sorted(EXPERIMENTS)}")
     return EXPERIMENTS[name](run, device)
+
+
+# ---------------------------------------------------------------------------------------------
+# Exploratory experiments (Section 4): the latent representation is learned.
+# ---------------------------------------------------------------------------------------------
+
+def learned_setup(run: dict, device: torch.device, splits: dict, input_action: Action,
+                  output_action: Action, task_loss: Callable, metric: Callable, metric_name: str,
+                  maximize: bool, synthetic: bool) -> ExperimentSetup:
+    """Shared by the three exploratory experiments: network + learnable W_s + the Section 4 loss.
+
+    `splits` maps train/val/test to (x, y) float tensors already on the device."""
+    from .groups import group_from_name
+    from .learned import LearnedRepresentation, LearnedWeights, eigenvalue_record, learned_objective
+
+    group = group_from_name(run["group"])
+    network = run["network"]
+    model = build_model(network["name"], **{k: v for k, v in network.items() if k != "name"})
+    model.representation = LearnedRepresentation(
+        group, model.latent_dim, run["init"], torch.Generator().manual_seed(run["seed"]))
+    model = model.to(device)
+    objective = learned_objective(LearnedWeights(**run["weights"]), task_loss, input_action,
+                                  output_action)
+
+    def latent_action(z, g):
+        return apply_matrices(model.representation.element_matrices(), g, z)
+
+    (x_train, y_train), (x_val, y_val) = splits["train"], splits["val"]
+    data = TaskData(x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val,
+                    group_order=group.order, objective=objective, val_metric=metric,
+                    maximize=maximize, epoch_metrics=eigenvalue_record)
+    return ExperimentSetup(model=model, data=data, test_sets={"test": splits["test"]},
+                           test_metric=metric, metric_name=metric_name, synthetic=synthetic,
+                           input_action=input_action, latent_action=latent_action,
+                           output_action=output_action, task_loss=task_loss)
+
+
+def reconstruction_error(model, x, y, batch_size: int = 1000) -> float:
+    """Mean squared reconstruction error of an autoencoder (y: target images, first channel)."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        total = sum(F.mse_loss(model(x[i:i + batch_size]), y[i:i + batch_size, :1], reduction="sum").item()
+                    for i in range(0, len(x), batch_size))
+    model.train(was_training)
+    return total / y[:, :1].numel()
+
+
+def image_mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Autoencoder task loss: MSE against the target's first channel (its own image)."""
+    return F.mse_loss(output, target[:, :1])
+
+
+def tmnist_setup(run: dict, device: torch.device) -> ExperimentSetup:
+    """C2 on two typefaces: a sample is (own font, other font); g = 1 swaps the channels."""
+    from . import tmnist
+
+    stored, meta = tmnist.load_tmnist(run["data"])
+    splits = {}
+    for split in ("train", "val", "test"):
+        x = torch.from_numpy(tmnist.as_pair_channels(stored[split])).to(device).float().div_(255)
+        splits[split] = (x, x)  # an autoencoder: the target is the input
+    return learned_setup(run, device, splits, tmnist.font_swap_action, tmnist.font_swap_action,
+                         image_mse, reconstruction_error, "reconstruction_mse", maximize=False,
+                         synthetic=bool(meta.get("synthetic", False)))
+
+
+def mnist_d3_setup(run: dict, device: torch.device) -> ExperimentSetup:
+    """D3 on MNIST augmented by arbitrary rotations: r a 120° rotation, s a flip about the vertical
+    axis (bilinear interpolation, so the action is only approximately a homomorphism)."""
+    from .mnist import load_mnist
+    from .rotations import d3_image_action, rotate_bilinear
+
+    mnist = load_mnist(run["data"])
+    sizes = run["sizes"]
+    rng = torch.Generator().manual_seed(run["data_seed"])
+    train = torch.from_numpy(mnist["train_images"])
+    chosen = torch.randperm(len(train), generator=rng)[: sizes["train"] + sizes["val"]]
+    parts = {"train": train[chosen[: sizes["train"]]], "val": train[chosen[sizes["train"]:]],
+             "test": torch.from_numpy(mnist["test_images"])[: sizes["test"]]}
+    splits = {}
+    for split, images in parts.items():
+        x = images.unsqueeze(1).float().div_(255)
+        angles = torch.rand(len(x), generator=rng) * 360.0  # "augmented by arbitrary rotations"
+        x = rotate_bilinear(x, angles).to(device)
+        splits[split] = (x, x)
+    action = d3_image_action(run["rotation_degrees"])
+    return learned_setup(run, device, splits, action, action, image_mse, reconstruction_error,
+                         "reconstruction_mse", maximize=False, synthetic=bool(mnist["synthetic"]))
+
+
+def cifar10_setup(run: dict, device: torch.device) -> ExperimentSetup:
+    """C4 acting on 32×32 RGB images by quarter turns; labels invariant."""
+    from .actions import image_action
+    from .cifar10 import load_cifar10
+    from .groups import group_from_name
+
+    data = load_cifar10(run["data"])
+    sizes = run["sizes"]
+
+    def tensors(images, labels, count):
+        x = torch.from_numpy(images[:count]).permute(0, 3, 1, 2).float().div_(255).to(device)
+        return x, torch.from_numpy(labels[:count]).long().to(device)
+
+    n_train = sizes["train"]
+    splits = {
+        "train": tensors(data["train_images"], data["train_labels"], n_train),
+        "val": tensors(data["train_images"][n_train:], data["train_labels"][n_train:], sizes["val"]),
+        "test": tensors(data["test_images"], data["test_labels"], sizes["test"]),
+    }
+    action = image_action(group_from_name(run["group"]), 32).to(device)
+
+    def metric(model, x, y):
+        return accuracy(model, x, y)
+
+    return learned_setup(run, device, splits, action, trivial_action, F.cross_entropy, metric,
+                         "accuracy", maximize=True, synthetic=bool(data["synthetic"]))
+
+
+EXPERIMENTS.update({"tmnist": tmnist_setup, "mnist_d3": mnist_d3_setup, "cifar10": cifar10_setup})

@@ -79,3 +79,48 @@ def training_curves(histories: dict[tuple[str, str, int], Path], labels: dict[st
 
 
 
+
+
+def eigenvalue_trajectories(histories: dict[str, tuple[Path, str]], path: str | Path, quick: bool,
+                            synthetic: bool) -> None:
+    """Figure 4: eigenvalues of a learned generator matrix on the complex plane, one point per
+    eigenvalue per epoch, coloured by epoch, with the unit circle and the n-th roots of unity."""
+    fig, axes = plt.subplots(1, len(histories), figsize=(4.3 * len(histories), 4.3), squeeze=False)
+    circle = np.exp(1j * np.linspace(0, 2 * np.pi, 400))
+    for ax, (title, (history_path, group)) in zip(axes[0], histories.items()):
+        records = [json.loads(line) for line in Path(history_path).read_text().splitlines() if line]
+        epochs = np.concatenate([[r["epoch"]] * len(r["eig_real"]) for r in records])
+        real = np.concatenate([r["eig_real"] for r in records])
+        imag = np.concatenate([r["eig_imag"] for r in records])
+        ax.plot(circle.real, circle.imag, color="0.7", lw=1)
+        order = {"C": int(group[1:]), "D": 3 if group == "D3" else int(group[1:])}.get(group[0], 1)
+        roots = np.exp(2j * np.pi * np.arange(order) / order)
+        ax.scatter(roots.real, roots.imag, marker="x", color="k", s=60, zorder=3, label=f"{order}-th roots")
+        points = ax.scatter(real, imag, c=epochs, cmap="viridis", s=8, alpha=0.8)
+        ax.set_aspect("equal"), ax.set_xlim(-1.6, 1.6), ax.set_ylim(-1.6, 1.6)
+        ax.set_title(title, fontsize=9), ax.legend(fontsize=7, loc="lower left")
+        fig.colorbar(points, ax=ax, fraction=0.046, label="epoch")
+    fig.suptitle("Eigenvalues of the learned generator during training" + label_suffix(quick, synthetic))
+    fig.tight_layout()
+    save(fig, path)
+
+
+def image_grid(rows: list[tuple[str, np.ndarray]], path: str | Path, title: str,
+               column_titles: list[str] | None = None) -> None:
+    """Rows of grey images (each row: label, array N×H×W in [0, 1] or uint8)."""
+    n = max(len(images) for _, images in rows)
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.3 * n, 1.45 * len(rows)), squeeze=False)
+    for r, (label, images) in enumerate(rows):
+        for c in range(n):
+            ax = axes[r, c]
+            ax.set_xticks([]), ax.set_yticks([])
+            if c < len(images):
+                image = images[c]
+                ax.imshow(image, cmap="gray", vmin=0, vmax=255 if image.dtype == np.uint8 else 1)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+            if r == 0 and column_titles:
+                ax.set_title(column_titles[c], fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save(fig, path)

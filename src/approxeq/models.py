@@ -52,7 +52,65 @@ def ddmnist_cnn(n_channels: int = 1, c: int = 6, latent_dim: int = 66, n_classes
     return EncoderHead(encoder, head, latent_dim)
 
 
-MODEL_BUILDERS: dict[str, Callable[..., EncoderHead]] = {"ddmnist_cnn": ddmnist_cnn}
+class SelectChannels(nn.Module):
+    """Keep the first `count` channels: TMNIST samples carry (own font, other font) so that the font
+    swap is a channel permutation, while the network sees only its own image."""
+
+    def __init__(self, count: int = 1):
+        super().__init__()
+        self.count = count
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, : self.count]
+
+
+def tmnist_autoencoder(latent_dim: int = 42) -> EncoderHead:
+    """The CNN autoencoder of appendix B.1 (28×28 glyphs)."""
+    d = latent_dim
+    encoder = nn.Sequential(
+        SelectChannels(1),
+        nn.Conv2d(1, d // 2, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Conv2d(d // 2, d, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Conv2d(d, 2 * d, 7), nn.ReLU(),
+        nn.Flatten(), nn.Linear(2 * d, d))
+    decoder = nn.Sequential(
+        nn.Linear(d, 2 * d), nn.Unflatten(1, (2 * d, 1, 1)),
+        nn.ConvTranspose2d(2 * d, d, 7), nn.ReLU(),
+        nn.ConvTranspose2d(d, d // 2, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),
+        nn.ConvTranspose2d(d // 2, 1, 3, stride=2, padding=1, output_padding=1), nn.Sigmoid())
+    return EncoderHead(encoder, decoder, d)
+
+
+def mnist_mlp_autoencoder(latent_dim: int = 30) -> EncoderHead:
+    """The MLP autoencoder of appendix B.2."""
+    encoder = nn.Sequential(
+        nn.Flatten(), nn.Linear(28 * 28, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(),
+        nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, latent_dim))
+    decoder = nn.Sequential(
+        nn.Linear(latent_dim, 128), nn.ReLU(), nn.Linear(128, 256), nn.ReLU(),
+        nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, 28 * 28), nn.Sigmoid(),
+        nn.Unflatten(1, (1, 28, 28)))
+    return EncoderHead(encoder, decoder, latent_dim)
+
+
+def cifar10_cnn(latent_dim: int = 64, c_hid: int = 32, n_classes: int = 10) -> EncoderHead:
+    """The CNN classifier of appendix B.3 (32×32 RGB)."""
+    encoder = nn.Sequential(
+        nn.Conv2d(3, c_hid, 3, padding=1, stride=2), nn.GELU(),
+        nn.Conv2d(c_hid, c_hid, 3, padding=1), nn.GELU(),
+        nn.Conv2d(c_hid, 2 * c_hid, 3, padding=1, stride=2), nn.GELU(),
+        nn.Conv2d(2 * c_hid, 2 * c_hid, 3, padding=1), nn.GELU(),
+        nn.Conv2d(2 * c_hid, 2 * c_hid, 3, padding=1, stride=2), nn.GELU(),
+        nn.Flatten(), nn.Linear(2 * 16 * c_hid, latent_dim))
+    return EncoderHead(encoder, nn.Linear(latent_dim, n_classes), latent_dim)
+
+
+MODEL_BUILDERS: dict[str, Callable[..., EncoderHead]] = {
+    "ddmnist_cnn": ddmnist_cnn,
+    "tmnist_autoencoder": tmnist_autoencoder,
+    "mnist_mlp_autoencoder": mnist_mlp_autoencoder,
+    "cifar10_cnn": cifar10_cnn,
+}
 
 
 def build_model(name: str, **kwargs) -> EncoderHead:

@@ -71,3 +71,36 @@ def wide_table(long: pd.DataFrame, groups: list[str]) -> pd.DataFrame:
                     row[group], row[f"Par (M) {group}"] = "–", "–"
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def exploratory_table(metrics: list[dict], decompositions: list[dict], paper: pd.DataFrame) -> pd.DataFrame:
+    """Tables 1-3: one row per run with its irreducible counts, how far they are from integers,
+    the algebra loss and the equivariance losses, then mean and std rows; the paper's counts of
+    the run with the same number beside (the paper's runs are not seeded like ours)."""
+    rows = []
+    for run, (m, d) in enumerate(sorted(zip(metrics, decompositions), key=lambda p: p[0]["seed"]), 1):
+        row = {"run": str(run), "seed": m["seed"]}
+        snapping = d.get("eigenvalue_snapping")
+        if snapping:  # cyclic groups: counts of snapped eigenvalues, as the paper
+            row.update({f"eig {k}": snapping["counts_by_label"][k] for k in snapping["labels"]})
+            row["max eigenvalue distance"] = snapping["max_distance"]
+        row.update({f"m({k})": d["real_multiplicities"][k] for k in d["real_labels"]})
+        row["distance to integers"] = d["real_distance_to_integers"]
+        row["homomorphism error"] = d["homomorphism_error"]
+        row["homomorphism error at init"] = d["initial"]["homomorphism_error"]
+        row["algebra loss"] = m["test_algebra"]
+        row["equivariance loss (X→Z)"] = m["test_equivariance_in"]
+        row["equivariance loss (Z→Y)"] = m["test_equivariance_out"]
+        task = "test_accuracy" if "test_accuracy" in m else "test_reconstruction_mse"
+        row[task.replace("test_", "test ")] = m[task]
+        row["synthetic"] = bool(m.get("synthetic", False))
+        paper_row = paper[paper["run"] == run]
+        for column in paper.columns.drop("run"):
+            row[f"paper {column}"] = paper_row[column].iloc[0] if len(paper_row) else float("nan")
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    numeric = table.select_dtypes("number").columns.drop("seed")
+    summary = [dict({"run": stat}, **getattr(table[numeric], stat)().to_dict()) for stat in ("mean", "std")]
+    table = pd.concat([table, pd.DataFrame(summary)], ignore_index=True)
+    table.loc[table["run"].isin(["mean", "std"]), "synthetic"] = table["synthetic"].iloc[: len(rows)].any()
+    return table

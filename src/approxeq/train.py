@@ -87,7 +87,13 @@ def copy_state(model: torch.nn.Module) -> dict:
 
 def train(model: EncoderHead, data: TaskData, cfg: TrainConfig, run_dir: str | Path,
           log: Callable[[str], None] = print,
-          on_epoch_end: Callable[[int], None] | None = None) -> TrainResult:
+          on_epoch_end: Callable[[int], None] | None = None,
+          stale_checkpoint: str = "error") -> TrainResult:
+    """Train, resuming from `run_dir/checkpoint.pt` when it was written with the same config.
+
+    A checkpoint of a different config is refused (`stale_checkpoint="error"`), or discarded and
+    training starts over (`"restart"`, what the workflow uses when a changed config reruns a job).
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = run_dir / "checkpoint.pt"
@@ -98,11 +104,15 @@ def train(model: EncoderHead, data: TaskData, cfg: TrainConfig, run_dir: str | P
     state = {"epoch": 0, "best_state": copy_state(model), "best_epoch": 0,
              "best_metric": -math.inf if data.maximize else math.inf, "history": [], "wall": 0.0,
              "stopped": False}
-    if checkpoint_path.exists():
-        saved = torch.load(checkpoint_path, map_location=device, weights_only=False)
-        if saved["fingerprint"] != cfg.fingerprint():
+    saved = torch.load(checkpoint_path, map_location=device, weights_only=False) \
+        if checkpoint_path.exists() else None
+    if saved is not None and saved["fingerprint"] != cfg.fingerprint():
+        if stale_checkpoint != "restart":
             raise RuntimeError(f"{checkpoint_path} was written with a different training config; "
                                "delete it to start over")
+        log(f"{checkpoint_path} belongs to a different training config: starting over")
+        saved = None
+    if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
@@ -151,8 +161,7 @@ def train(model: EncoderHead, data: TaskData, cfg: TrainConfig, run_dir: str | P
             torch.save({"fingerprint": cfg.fingerprint(), "model": model.state_dict(),
                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                         "state": state}, tmp)
-        write_text_atomic(run_dir / "history.jsonl",
-                          "".join(json.dumps(r) + "\n" for r in state["history"]))
+        write_history(run_dir, state["history"])
         log(f"epoch {epoch:3d}/{cfg.epochs}  "
             + "  ".join(f"{k[6:]} {record[k]:.4f}" for k in record if k.startswith("train_"))
             + f"  val {metric:.4f}  best {state['best_metric']:.4f}@{state['best_epoch']}"
@@ -162,5 +171,23 @@ def train(model: EncoderHead, data: TaskData, cfg: TrainConfig, run_dir: str | P
         if state["stopped"]:
             log(f"early stop: no improvement for {cfg.patience} epochs")
             break
+    write_history(run_dir, state["history"])  # also when a finished checkpoint was reused
     return TrainResult(state["best_state"], state["best_epoch"], state["best_metric"],
                        state["history"], state["wall"])
+
+
+def write_history(run_dir: Path, history: list[dict]) -> None:
+    write_text_atomic(run_dir / "history.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+
+
+def discard_finished_checkpoint(run_dir: str | Path, epochs: int, log: Callable[[str], None] = print) -> None:
+    """Remove a checkpoint whose training had finished. The workflow reruns a training job only
+    when its outputs are missing or out of date (changed code or config): then it must train
+    again, while an unfinished checkpoint (a killed job) is resumed."""
+    path = Path(run_dir) / "checkpoint.pt"
+    if not path.exists():
+        return
+    state = torch.load(path, map_location="cpu", weights_only=False)["state"]
+    if state["stopped"] or state["epoch"] >= epochs:
+        log(f"{path} is from a finished run: training again")
+        path.unlink()

@@ -55,14 +55,54 @@ def model_labels():
     return {name: m["label"] for name, m in DDM["models"].items()}
 
 
+EXPLORATORY = config["exploratory"]["experiments"]
+TMNIST_DIR = config["tmnist"]["dir"]
+CIFAR10_DIR = config["cifar10"]["dir"]
+LEARNED = "learned"  # the model name of exploratory runs (the representation is learned)
+
+
+def exploratory_runs(experiment=None):
+    """(experiment, group, seed) of every exploratory run, optionally of one experiment."""
+    return [
+        (name, e["group"], s)
+        for name, e in EXPLORATORY.items()
+        if experiment in (None, name)
+        for s in config["exploratory"]["seeds"]
+    ]
+
+
+def exploratory_run_files(name, experiment=None):
+    return [
+        expand(f"{RUN_DIR}/{name}", experiment=x, group=g, model=LEARNED, seed=s)[0]
+        for x, g, s in exploratory_runs(experiment)
+    ]
+
+
+def table_experiment(number):
+    """The exploratory experiment whose runs make paper table `number`."""
+    for name, e in EXPLORATORY.items():
+        if e["table"] == int(number):
+            return name
+    raise ValueError(f"no exploratory experiment is configured for table {number}")
+
+
 def dataset_for(wildcards):
+    """The data file (or the record of a data folder) a run reads."""
     if wildcards.experiment == "ddmnist":
         return ddmnist_data(wildcards.group)
+    if wildcards.experiment == "tmnist":
+        return f"{RESULTS}/data/tmnist.npz"
+    if wildcards.experiment == "mnist_d3":
+        return f"{MNIST_DIR}/source.json"
+    if wildcards.experiment == "cifar10":
+        return f"{CIFAR10_DIR}/source.json"
     raise ValueError(f"no dataset rule for experiment {wildcards.experiment!r}")
 
 
 def run_settings(wildcards):
     """Everything a training job needs, as one dict (also written into its train.json)."""
+    if wildcards.experiment != "ddmnist":
+        return learned_run_settings(wildcards)
     model = DDM["models"][wildcards.model]
     training = DDM["training"]
     return {
@@ -82,5 +122,30 @@ def run_settings(wildcards):
         "epochs": training["epochs"],
         "patience": training["patience"],
         "weight_decay": training["weight_decay"],
+        "deterministic": config["compute"]["deterministic"],
+    }
+
+
+def learned_run_settings(wildcards):
+    e = EXPLORATORY[wildcards.experiment]
+    data = dataset_for(wildcards)
+    return {
+        "experiment": wildcards.experiment,
+        "group": e["group"],
+        "model": LEARNED,
+        "seed": int(wildcards.seed),
+        # folders hold several files; the run reads the folder of the record
+        "data": data if data.endswith(".npz") else os.path.dirname(data),
+        "network": dict(e["network"]),
+        "weights": dict(e["weights"]),
+        "init": e["init"],
+        "sizes": dict(e.get("sizes", {})),
+        "data_seed": e["data_seed"],
+        "rotation_degrees": e.get("rotation_degrees"),
+        "lr": e["training"]["lr"],
+        "batch_size": e["training"]["batch_size"],
+        "epochs": e["training"]["epochs"],
+        "patience": e["training"]["patience"],
+        "weight_decay": e["training"]["weight_decay"],
         "deterministic": config["compute"]["deterministic"],
     }

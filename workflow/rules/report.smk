@@ -8,6 +8,13 @@ rule report:
         table4_html=rules.table4.output.html,
         fig_examples=rules.figure_ddmnist_examples.output[0],
         fig_training=rules.figure_ddmnist_training.output[0],
+        table1_html=f"{RESULTS}/tables/table1.html",
+        table2_html=f"{RESULTS}/tables/table2.html",
+        table3_html=f"{RESULTS}/tables/table3.html",
+        fig3=rules.figure3_decoded.output[0],
+        fig4=rules.figure4_eigenvalues.output[0],
+        fig5=rules.figure5_tmnist.output[0],
+        exploratory_runs=rules.aggregate_exploratory.output[0],
         templates=TEMPLATES / "report.html.j2",
     output:
         config["report"],

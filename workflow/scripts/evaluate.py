@@ -23,6 +23,12 @@ def main(model_path, info_path, output, threads, log_path):
         metrics.update(latent_equivariance_error(
             model, setup.test_sets["test"][0], data.group_order, setup.input_action,
             setup.latent_action, data.prepare, seed=run["seed"]))
+        if hasattr(model, "representation"):  # exploratory runs: losses of the learned representation
+            from approxeq.learned import learned_metrics
+            x, y = setup.test_sets["test"]
+            metrics.update({f"test_{k}": v for k, v in learned_metrics(
+                model, x, y, data.group_order, setup.task_loss, setup.input_action,
+                setup.output_action, data.prepare, seed=run["seed"]).items()})
         metrics.update({
             "experiment": run["experiment"], "group": run["group"], "model": run["model"],
             "seed": run["seed"], "parameters": count_parameters(model),

@@ -21,16 +21,21 @@ def git_commit() -> str:
 def main(inputs, config, template_dir, output, log_path):
     with redirect_to_log(log_path):
         runs = pd.read_csv(inputs["runs"])
+        synthetic_sources = pd.read_csv(inputs["exploratory_runs"])["synthetic"].any()
         comparison = pd.read_csv(inputs["table4_csv"])
         html = render_template(
             "report.html.j2", template_dir,
             config=config, quick=config["quick"], synthetic=bool(runs["synthetic"].any()),
+            exploratory_synthetic=bool(synthetic_sources),
             generated=datetime.datetime.now().isoformat(timespec="seconds"),
             commit=git_commit(), python=platform.python_version(),
             table4=open(inputs["table4_html"]).read(),
             comparison=comparison.round(4).fillna("–"),
             runs=runs.round(4),
-            figures={name: png_data_uri(inputs[name]) for name in ("fig_examples", "fig_training")})
+            exploratory_tables=[open(inputs[f"table{n}_html"]).read() for n in (1, 2, 3)],
+            exploratory_runs=pd.read_csv(inputs["exploratory_runs"]).round(5),
+            figures={name: png_data_uri(inputs[name])
+                     for name in ("fig_examples", "fig_training", "fig3", "fig4", "fig5")})
         write_text_atomic(output, html)
         print(f"wrote {output}")
 

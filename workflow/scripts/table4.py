@@ -26,7 +26,9 @@ def main(runs_csv, paper_csv, groups, labels, quick, templates, out, log_path):
         caption = ("DDMNIST test accuracy, mean (std) over seeds. " + " ".join(notes)).strip()
         write_text_atomic(out["tex"], wide.to_latex(index=False, caption=caption, label="tab:ddmnist"))
         write_text_atomic(out["html"], render_template(
-            "table.html.j2", templates, table=wide, caption=caption, notes=notes))
+            "table.html.j2", templates, table=wide, caption=caption, notes=notes,
+            row_classes=["ours" if source == "this run" else "imported" if "imported" in source else "paper"
+                         for source in wide["Source"]]))
         print(wide.to_string())
 
 

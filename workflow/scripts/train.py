@@ -19,7 +19,7 @@ def main(run: dict, threads: int, lock_dir, output: dict, log_path: str):
 
         from approxeq.experiments import setup_experiment
         from approxeq.io import write_json_atomic
-        from approxeq.train import TrainConfig, seed_everything, train
+        from approxeq.train import TrainConfig, discard_finished_checkpoint, seed_everything, train
 
         device = torch_device(lease)
         torch.set_num_threads(threads)
@@ -31,14 +31,16 @@ def main(run: dict, threads: int, lock_dir, output: dict, log_path: str):
                           patience=run["patience"], seed=run["seed"],
                           weight_decay=run["weight_decay"], lr_decay=run.get("lr_decay", 1.0),
                           settings=run)
+        # Resume only an unfinished checkpoint of the same config; otherwise train from scratch.
+        discard_finished_checkpoint(Path(output["model"]).parent, cfg.epochs)
         result = train(setup.model, setup.data, cfg, Path(output["model"]).parent,
-                       log=lambda message: print(message, flush=True))
+                       log=lambda message: print(message, flush=True), stale_checkpoint="restart")
         torch.save(result.best_state, output["model"])
         write_json_atomic(output["info"], {
             "best_epoch": result.best_epoch, "best_val_metric": result.best_metric,
             "epochs_run": len(result.history), "train_seconds": result.wall_seconds,
             "device": lease.describe(), "device_type": device.type,
-            "started_at": started_at, "finished_at": time.time(),
+            "started_at": started_at, "finished_at": time.time(), "synthetic": setup.synthetic,
             "torch": torch.__version__, "run": run})
         lease.release()
 

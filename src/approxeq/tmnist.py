@@ -1,0 +1,415 @@
+"""TMNIST (typeface MNIST, paper Section 4.1): the ten digits in two typefaces, randomly rotated and
+scaled, with the cyclic group C2 swapping the typeface.
+
+Fonts. The original TMNIST is a Kaggle CSV that cannot be fetched here, so the 20 base glyphs are
+regenerated from the font files, taken from npm tarballs pinned by sha256 (the tarball and the font
+file inside it): IBMPlexSans-MediumItalic (font 0) and Bahianita-Regular (font 1), both OFL.
+`fetch_fonts` installs them with a `fonts.json` record.
+
+Glyphs. `render_glyph` follows MNIST's normalisation: draw the digit large, crop to its ink box,
+scale the long side to 20 px (anti-aliased), and place it in a 28×28 field with its centre of mass
+at the field centre. Rendering is deterministic for one Pillow/FreeType build; the sha256 of the
+(2, 10, 28, 28) glyph array from this project's build is pinned as EXPECTED_GLYPHS_SHA256, and a
+different build is reported (warning, and the actual hash recorded), not refused.
+
+Samples and the C2 action. Each sample is a digit d, an angle θ ~ U(angle_range) and a scale
+s ~ U(scale_range). Its two images, d in font 0 and d in font 1, are transformed by the SAME
+rotation θ (counter-clockwise) and scale s, both about the image centre, bilinear. They are stored
+as `pairs[:, f]` = the image in font f, and `fonts` names the sample's own font. As a tensor the
+sample is the 2-channel image (own font, other font) (`as_pair_channels`), and the generator of
+C2 = groups.cyclic(2) acts by swapping the two channels (`font_swap_action`): the typeface changes
+while digit, rotation and scale are kept. Swapping channels is a permutation of the tensor entries,
+so this action is an exact homomorphism (swap twice = identity), with no interpolation involved.
+The network sees channel 0 only; channel 1 is where the action sends it.
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .io import (HashMismatchError, atomic_path, check_hash, file_hash, load_npz_with_hash, npm_pack_verified, read_json,
+                 safe_extract, save_npz_with_hash, write_json_atomic)
+from .rotations import rotate_scale_bilinear
+
+__all__ = [
+    "FONT_NAMES",
+    "DEFAULT_FONTS",
+    "EXPECTED_GLYPHS_SHA256",
+    "npm_pack_verified",
+    "fetch_fonts",
+    "load_fonts",
+    "render_glyph",
+    "base_glyphs",
+    "glyphs_sha256",
+    "transform_images",
+    "build_tmnist",
+    "as_pair_channels",
+    "font_swap_action",
+    "save_npz_with_hash",
+    "load_npz_with_hash",
+    "save_tmnist",
+    "load_tmnist",
+]
+
+Log = Callable[[str], None]
+
+FONT_NAMES = ("IBMPlexSans-MediumItalic", "Bahianita-Regular")
+
+# sha256 of the npm tarball ("sha256") and of the font file inside it ("file_sha256"), both
+# determined with `npm pack` from registry.npmjs.org.
+DEFAULT_FONTS = (
+    {
+        "name": "IBMPlexSans-MediumItalic",
+        "package": "@expo-google-fonts/ibm-plex-sans@0.4.1",
+        "path": "package/500Medium_Italic/IBMPlexSans_500Medium_Italic.ttf",
+        "sha256": "8b0e86cb17fbcf46a1b3ee9fcf339ebb552938cc5b753eb28671725aa3f66671",
+        "file_sha256": "cec70052329bed53657265d8f3faf19a8fa1f056916640cd81a825a5e5dd208d",
+        "license": "OFL-1.1",
+    },
+    {
+        "name": "Bahianita-Regular",
+        "package": "@fontsource/bahianita@5.3.0",
+        "path": "package/files/bahianita-latin-400-normal.woff",
+        "sha256": "ae311f9d77c4a1267d82d0dae92d90c55d623ffb773448eb98dc817cd8b40cc2",
+        "file_sha256": "54d776c9b55f532abbd991c9ffb5d1826c5ec3c5b305dbef85fb696064a3979c",
+        "license": "OFL-1.1",
+    },
+)
+
+# sha256 of base_glyphs(<the two fonts above>).tobytes(), rendered with Pillow 13.0.0 / FreeType
+# 2.14.3. Another FreeType build may rasterise differently; build_tmnist then warns and records it.
+EXPECTED_GLYPHS_SHA256 = "a10e845bcbecf0f3c5bf3a9e826017ae839a6a2b00024b581978f54ff04b672e"
+
+FONTS_RECORD = "fonts.json"
+RENDER_SIZE = 200  # font size (px) the glyph is drawn at before it is reduced to 20 px
+FIELD, BOX = 28, 20  # MNIST: 28×28 field, long side of the ink box 20 px
+_FONT_KEYS = ("name", "package", "path", "sha256", "file_sha256")
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
+# --------------------------------------------------------------------------------------------
+# Fonts
+# --------------------------------------------------------------------------------------------
+
+
+def _font_file_name(font: Mapping) -> str:
+    suffix = Path(str(font["path"])).suffix.lower()
+    if suffix not in (".ttf", ".otf", ".woff", ".woff2"):
+        raise ValueError(f"font {font['name']}: {font['path']} is not a font file (.ttf/.otf/.woff)")
+    return f"{font['name']}{suffix}"
+
+
+def _check_font_specs(fonts: Sequence[Mapping]) -> None:
+    if not fonts:
+        raise ValueError("no fonts given")
+    for font in fonts:
+        missing = [key for key in _FONT_KEYS if not font.get(key)]
+        if missing:
+            raise ValueError(f"font spec {dict(font)} lacks {missing} (every font is pinned by the "
+                             f"sha256 of its tarball and of the font file)")
+        name = str(font["name"])
+        if not name or "/" in name or name.startswith("."):
+            raise ValueError(f"font name {name!r} cannot be used as a file name")
+        _font_file_name(font)
+    names = [f["name"] for f in fonts]
+    if len(set(names)) != len(names):
+        raise ValueError(f"font names must be unique, got {names}")
+
+
+def _record(fonts: Sequence[Mapping]) -> dict:
+    return {"fonts": [dict(font, file=_font_file_name(font)) for font in fonts]}
+
+
+def _extract_font(font: Mapping, staging: Path, timeout: float, log: Log) -> Path:
+    log(f"fonts: npm pack {font['package']}")
+    tarball = npm_pack_verified(str(font["package"]), str(font["sha256"]), staging, timeout)
+    extract = staging / "extract"
+    safe_extract(tarball, extract)
+    member = (extract / str(font["path"])).resolve()
+    if not member.is_relative_to(extract.resolve()) or not member.is_file():
+        raise FileNotFoundError(f"{font['package']} has no file {font['path']}")
+    check_hash(member, str(font["file_sha256"]), algorithm="sha256")
+    return member
+
+
+def fetch_fonts(dest_dir: str | Path, fonts: Sequence[Mapping] = DEFAULT_FONTS,
+                timeout: float = 120, log: Log = print, allow_synthetic: bool = False) -> dict:
+    """Install each font of `fonts` as `dest_dir/<name>.<ext>` and write `dest_dir/fonts.json`.
+
+    Each font dict has `name`, `package` (npm spec, e.g. "@fontsource/bahianita@5.3.0"), `path`
+    (inside the tarball), `sha256` (of the tarball) and `file_sha256` (of the font file). The
+    tarball comes from `npm pack` and is refused, as is the extracted file, unless its hash
+    matches (HashMismatchError naming the file and both hashes). A font already in `dest_dir`
+    with the right `file_sha256` is kept without calling npm. Returns the record:
+    {"fonts": [font dict + "file": installed file name, ...]} in the given order.
+    """
+    dest = Path(dest_dir)
+    fonts = [dict(font) for font in fonts]
+    _check_font_specs(fonts)
+    dest.mkdir(parents=True, exist_ok=True)
+    # Drop the record first and write it last: a crash leaves no record rather than a stale one.
+    (dest / FONTS_RECORD).unlink(missing_ok=True)
+    for index, font in enumerate(fonts):
+        target = dest / _font_file_name(font)
+        if target.is_file() and file_hash(target, "sha256") == str(font["file_sha256"]).lower():
+            log(f"fonts: reusing {target} (sha256 matches)")
+            continue
+        try:
+            with tempfile.TemporaryDirectory(prefix=f"approxeq-font{index}-") as staging:
+                member = _extract_font(font, Path(staging), timeout, log)
+                with atomic_path(target) as tmp:
+                    shutil.copyfile(member, tmp)
+        except (OSError, RuntimeError, TimeoutError) as error:
+            if not allow_synthetic or isinstance(error, HashMismatchError):
+                raise
+            # Offline quick runs only: two synthetic faces from Pillow's built-in font.
+            reason = f"{font['package']}: {_one_line(error)}"
+            log(f"fonts: {reason}; using the SYNTHETIC stand-in faces")
+            record = {"fonts": [], "synthetic": True, "reason": reason}
+            write_json_atomic(dest / FONTS_RECORD, record)
+            return record
+        log(f"fonts: installed {target} from {font['package']}")
+    record = _record(fonts)
+    write_json_atomic(dest / FONTS_RECORD, record)
+    return record
+
+
+def load_fonts(dest_dir: str | Path, verify: bool = True) -> list[Path]:
+    """The font files recorded in `dest_dir/fonts.json`, in record order, each re-hashed."""
+    dest = Path(dest_dir)
+    record_path = dest / FONTS_RECORD
+    if not record_path.is_file():
+        raise FileNotFoundError(f"{record_path} is missing: {dest} was not filled by fetch_fonts")
+    paths = []
+    for font in read_json(record_path)["fonts"]:
+        path = dest / font["file"]
+        if verify:
+            check_hash(path, font["file_sha256"], "sha256")
+        paths.append(path)
+    return paths
+
+
+def fonts_are_synthetic(dest_dir: str | Path) -> bool:
+    return bool(read_json(Path(dest_dir) / FONTS_RECORD).get("synthetic", False))
+
+
+def synthetic_glyphs() -> np.ndarray:
+    """(2, 10, 28, 28) stand-in glyphs for offline quick runs, labelled synthetic wherever used:
+    face 0 is Pillow's built-in font, face 1 the same drawn oblique and bold, so the two faces
+    differ as two typefaces do while the digit stays the same."""
+    from PIL import Image, ImageFilter, ImageFont
+
+    upright = np.stack([render_glyph(ImageFont.load_default(size=RENDER_SIZE), d) for d in range(10)])
+    oblique = []
+    for glyph in upright:
+        image = Image.fromarray(glyph).transform((FIELD, FIELD), Image.Transform.AFFINE,
+                                                 (1, 0.35, -0.35 * FIELD / 2, 0, 1, 0),
+                                                 resample=Image.Resampling.BILINEAR)
+        oblique.append(np.asarray(image.filter(ImageFilter.MaxFilter(3)), dtype=np.uint8))
+    return np.stack([upright, np.stack(oblique)])
+
+
+# --------------------------------------------------------------------------------------------
+# Glyphs
+# --------------------------------------------------------------------------------------------
+
+
+def _as_font(font, size: int):
+    from PIL import ImageFont
+
+    if isinstance(font, (str, Path)):
+        return ImageFont.truetype(str(font), size)
+    return font  # an ImageFont object already (e.g. ImageFont.load_default(size=...))
+
+
+def centre_by_mass(glyph: np.ndarray, field: int = FIELD) -> np.ndarray:
+    """Place `glyph` (h, w ≤ field) in a zero field×field uint8 image, shifted by whole pixels so
+    that its centre of mass lands as close as possible to the field centre ((field − 1) / 2)."""
+    glyph = np.asarray(glyph, dtype=np.uint8)
+    h, w = glyph.shape
+    if h > field or w > field:
+        raise ValueError(f"glyph of shape {glyph.shape} does not fit a {field}×{field} field")
+    ink = glyph.astype(np.float64)
+    total = ink.sum()
+    if total == 0:
+        raise ValueError("glyph has no ink")
+    rows, cols = np.indices(ink.shape)
+    centre_row, centre_col = (rows * ink).sum() / total, (cols * ink).sum() / total
+    middle = (field - 1) / 2
+    top = int(np.clip(np.floor(middle - centre_row + 0.5), 0, field - h))
+    left = int(np.clip(np.floor(middle - centre_col + 0.5), 0, field - w))
+    out = np.zeros((field, field), dtype=np.uint8)
+    out[top:top + h, left:left + w] = glyph
+    return out
+
+
+def render_glyph(font, digit: int, size: int = RENDER_SIZE) -> np.ndarray:
+    """One digit as a 28×28 uint8 image, MNIST-style: drawn at `size` px on a large canvas,
+    cropped to its ink box, long side scaled to 20 px (Lanczos), centred by centre of mass.
+
+    `font` is a font file path (.ttf/.otf/.woff) or a Pillow font object. Deterministic for a
+    given Pillow/FreeType build."""
+    from PIL import Image, ImageDraw
+
+    if not 0 <= int(digit) <= 9:
+        raise ValueError(f"digit must be 0..9, got {digit}")
+    face = _as_font(font, size)
+    side = 3 * size
+    canvas = Image.new("L", (side, side), 0)
+    ImageDraw.Draw(canvas).text((side // 2, side // 2), str(int(digit)), fill=255, font=face,
+                                anchor="mm")
+    box = canvas.getbbox()
+    if box is None:
+        raise ValueError(f"font {font} draws no ink for digit {digit}")
+    if box[0] == 0 or box[1] == 0 or box[2] == side or box[3] == side:
+        raise ValueError(f"digit {digit} in font {font} touches the {side}px canvas edge")
+    glyph = canvas.crop(box)
+    scale = BOX / max(glyph.size)
+    width, height = (max(1, round(glyph.width * scale)), max(1, round(glyph.height * scale)))
+    glyph = glyph.resize((width, height), Image.LANCZOS)
+    return centre_by_mass(np.asarray(glyph, dtype=np.uint8))
+
+
+def base_glyphs(font_paths: Sequence, size: int = RENDER_SIZE) -> np.ndarray:
+    """uint8 array (n_fonts, 10, 28, 28): glyphs[f, d] is digit d in font f (font 0 =
+    IBMPlexSans-MediumItalic, font 1 = Bahianita-Regular for the default fonts)."""
+    return np.stack([np.stack([render_glyph(_as_font(font, size), d, size) for d in range(10)])
+                     for font in font_paths])
+
+
+def glyphs_sha256(glyphs: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(glyphs, dtype=np.uint8).tobytes()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Augmented samples
+# --------------------------------------------------------------------------------------------
+
+
+def transform_images(images: np.ndarray, angles: np.ndarray, scales: np.ndarray,
+                     batch: int = 4096) -> np.ndarray:
+    """Rotate (counter-clockwise, degrees) and scale uint8 images (N, C, H, W) about their centre,
+    all C channels of sample i by angles[i], scales[i]; bilinear, rounded back to uint8."""
+    out = np.empty_like(images, dtype=np.uint8)
+    for start in range(0, len(images), batch):
+        stop = start + batch
+        x = torch.from_numpy(images[start:stop]).float()
+        y = rotate_scale_bilinear(x, torch.from_numpy(np.asarray(angles[start:stop])).float(),
+                                  torch.from_numpy(np.asarray(scales[start:stop])).float())
+        out[start:stop] = y.round().clamp(0, 255).to(torch.uint8).numpy()
+    return out
+
+
+def _split_rng(seed: int, split: str) -> np.random.Generator:
+    # One independent stream per split, keyed by its name: adding or resizing a split never
+    # changes another split.
+    return np.random.default_rng([int(seed), zlib.crc32(split.encode())])
+
+
+def _glyph_meta(glyphs: np.ndarray, log: Log) -> dict:
+    import PIL
+    from PIL import features
+
+    actual = glyphs_sha256(glyphs)
+    match = actual == EXPECTED_GLYPHS_SHA256
+    if not match and glyphs.shape == (2, 10, FIELD, FIELD):
+        log(f"TMNIST: WARNING: the base glyphs' sha256 is {actual}, not the pinned "
+            f"{EXPECTED_GLYPHS_SHA256} (rendered with Pillow {PIL.__version__}, FreeType "
+            f"{features.version('freetype2')}); another font rasteriser gives slightly different "
+            f"glyphs. Continuing; the actual hash is recorded in the metadata.")
+    return {"glyphs_sha256": actual, "glyphs_expected_sha256": EXPECTED_GLYPHS_SHA256,
+            "glyphs_match": match, "pillow": PIL.__version__,
+            "freetype": features.version("freetype2")}
+
+
+def build_tmnist(glyphs: np.ndarray, n_per_split: Mapping[str, int],
+                 angle_range: Sequence[float] = (-45.0, 45.0),
+                 scale_range: Sequence[float] = (0.75, 1.25), seed: int = 0,
+                 log: Log = print) -> tuple[dict[str, dict], dict]:
+    """Augmented TMNIST splits from the (2, 10, 28, 28) base glyphs.
+
+    Per split of n samples: `digits` (n,) and `fonts` (n,) (the sample's own font) balanced over
+    the 20 (digit, font) combinations in a seeded random order; `angles` ~ U(angle_range) degrees
+    (counter-clockwise) and `scales` ~ U(scale_range); `pairs` uint8 (n, 2, 28, 28) with
+    pairs[:, f] = glyphs[f, digits] rotated by `angles` and scaled by `scales` (both fonts of a
+    sample by the same transform). Returns (splits, meta); meta records the parameters and the
+    glyph hash (a warning is logged if it differs from EXPECTED_GLYPHS_SHA256).
+    """
+    glyphs = np.asarray(glyphs)
+    if glyphs.ndim != 4 or glyphs.shape[:2] != (2, 10) or glyphs.dtype != np.uint8:
+        raise ValueError(f"glyphs must be uint8 (2, 10, H, W), got {glyphs.dtype} {glyphs.shape}")
+    lo, hi = (float(v) for v in angle_range)
+    smin, smax = (float(v) for v in scale_range)
+    if lo > hi or smin > smax or smin <= 0:
+        raise ValueError(f"bad ranges: angle_range {angle_range}, scale_range {scale_range}")
+    splits = {}
+    for split, n in n_per_split.items():
+        if "_" in split:
+            raise ValueError(f"split name {split!r} must not contain '_' (npz keys are split_field)")
+        n = int(n)
+        rng = _split_rng(seed, split)
+        combos = rng.permutation(np.arange(n) % 20)
+        digits, fonts = combos % 10, combos // 10
+        angles = rng.uniform(lo, hi, size=n)
+        scales = rng.uniform(smin, smax, size=n)
+        pairs = transform_images(np.ascontiguousarray(glyphs[:, digits].swapaxes(0, 1)),
+                                 angles, scales)
+        splits[split] = {"pairs": pairs, "digits": digits.astype(np.int64),
+                         "fonts": fonts.astype(np.int64), "angles": angles, "scales": scales}
+    meta = {"n_per_split": {k: int(v) for k, v in n_per_split.items()},
+            "angle_range": [lo, hi], "scale_range": [smin, smax], "seed": int(seed),
+            "fonts": list(FONT_NAMES), **_glyph_meta(glyphs, log),
+            "layout": "pairs[:, f] = the image in font f; fonts = the sample's own font; "
+                      "as_pair_channels gives (own font, other font); C2 swaps the channels"}
+    return splits, meta
+
+
+def as_pair_channels(split: Mapping[str, np.ndarray]) -> np.ndarray:
+    """uint8 (N, 2, 28, 28): channel 0 = the sample's own font, channel 1 = the other font."""
+    pairs, fonts = np.asarray(split["pairs"]), np.asarray(split["fonts"])
+    own = np.take_along_axis(pairs, fonts[:, None, None, None], axis=1)
+    other = np.take_along_axis(pairs, 1 - fonts[:, None, None, None], axis=1)
+    return np.concatenate([own, other], axis=1)
+
+
+def font_swap_action(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """The C2 action on 2-channel samples (B, 2, H, W): g = 1 swaps the two typefaces, g = 0
+    leaves the sample. An exact homomorphism of groups.cyclic(2) (a permutation of entries)."""
+    if x.ndim < 2 or x.shape[1] != 2:
+        raise ValueError(f"expected (B, 2, ...) font pairs, got shape {tuple(x.shape)}")
+    g = torch.as_tensor(g, device=x.device).reshape(-1)
+    if g.shape[0] != x.shape[0]:
+        raise ValueError(f"{g.shape[0]} group elements for a batch of {x.shape[0]}")
+    swap = (g.long() % 2 == 1).reshape(-1, *([1] * (x.ndim - 1)))
+    return torch.where(swap, x.flip(1), x)
+
+
+# --------------------------------------------------------------------------------------------
+# Storage (generic part: npz + sha256 sidecar; the same logic as ddmnist.save/load_ddmnist)
+# --------------------------------------------------------------------------------------------
+
+
+def save_tmnist(path: str | Path, splits: Mapping[str, Mapping], meta: Mapping) -> dict:
+    arrays = {f"{split}_{key}": value for split, data in splits.items() for key, value in data.items()}
+    sizes = {split: len(data["digits"]) for split, data in splits.items()}
+    return save_npz_with_hash(path, arrays, dict(meta, sizes=sizes))
+
+
+def load_tmnist(path: str | Path) -> tuple[dict[str, dict], dict]:
+    """(splits, meta) after checking the file against the sha256 recorded when it was saved."""
+    arrays, meta = load_npz_with_hash(path)
+    splits: dict[str, dict] = {}
+    for key, value in arrays.items():
+        split, field = key.split("_", 1)
+        splits.setdefault(split, {})[field] = value
+    return splits, meta

@@ -1,0 +1,25 @@
+"""Snakemake `script:` entry point: Figure 4, eigenvalues of W_r over training (first seed of each
+exploratory experiment)."""
+from approxeq.figures import eigenvalue_trajectories
+from approxeq.io import read_json
+from approxeq.logs import redirect_to_log
+
+
+def main(histories, infos, quick, output, log_path):
+    with redirect_to_log(log_path):
+        chosen, synthetic = {}, False
+        for history, info_path in zip(histories, infos):
+            info = read_json(info_path)
+            run = info["run"]
+            title = f"{run['experiment']} ({run['group']}, d={run['network']['latent_dim']}), seed {run['seed']}"
+            if info.get("synthetic"):
+                title += " [SYNTHETIC]"
+            if run["experiment"] not in {t.split(" ")[0] for t in chosen}:
+                chosen[title] = (history, run["group"])
+            synthetic |= bool(info.get("synthetic", False))
+        eigenvalue_trajectories(chosen, output, quick, synthetic)
+
+
+if "snakemake" in globals():
+    main(list(snakemake.input.histories), list(snakemake.input.infos),  # noqa: F821
+         snakemake.params.quick, snakemake.output[0], snakemake.log[0])  # noqa: F821
