@@ -86,3 +86,22 @@ def test_semantic_checks_name_the_key():
     del artefacts["ddmnist"]["artefacts"]["C4"]
     with pytest.raises(ConfigError, match="ddmnist.artefacts"):
         check_config(artefacts)
+
+
+def test_d3_rotation_of_60_degrees_is_refused_before_any_job():
+    config = validated(load("config.yaml"))
+    config["exploratory"]["experiments"]["mnist_d3"]["rotation_degrees"] = 60
+    with pytest.raises(ConfigError, match=r"exploratory.experiments.mnist_d3.rotation_degrees: .*60"):
+        check_config(config)
+
+
+def test_exploratory_settings_of_table_7():
+    experiments = validated(load("config.yaml"))["exploratory"]["experiments"]
+    expected = {"tmnist": ("C2", 42, 1.0, 0.025, 0.475), "mnist_d3": ("D3", 30, 0.5, 0.495, 0.005),
+                "cifar10": ("C4", 64, 1.0, 0.25, 0.25)}
+    for name, (group, d, lambda_w, lambda_out, lambda_in) in expected.items():
+        e = experiments[name]
+        assert (e["group"], e["network"]["latent_dim"]) == (group, d)
+        assert (e["weights"]["lambda_W"], e["weights"]["lambda_out"], e["weights"]["lambda_in"]) == (
+            lambda_w, lambda_out, lambda_in)
+        assert e["training"]["lr"] == 0.003 and e["training"]["batch_size"] == 64

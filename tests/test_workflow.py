@@ -152,6 +152,9 @@ def test_quick_profile_end_to_end(tmp_path):
     numbers_in_every_trained_cell(tmp_path / "results/quick/tables/table4.csv")
     report = (tmp_path / "reports/report_quick.html").read_text()
     assert "QUICK RUN" in report and "Table 4" in report
+    fonts = json.loads((tmp_path / "results/quick/data/tmnist.npz.json").read_text())
+    if not fonts.get("synthetic"):  # the real fonts (CI reaches npm) render to the pinned glyphs
+        assert fonts["glyphs_match"], fonts["glyphs_sha256"]
     mnist = load_mnist(tmp_path / "resources/quick/mnist")
     if not mnist["synthetic"]:  # real MNIST (CI reaches npm): the sanity figures of protocols.md
         assert abs(mnist["train_images"].mean() - 33.318) < 1e-3

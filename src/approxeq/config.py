@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .groups import group_from_name
 from .ddmnist import product_group
+from .rotations import d3_image_action
 
 
 class ConfigError(ValueError):
@@ -28,6 +29,17 @@ def check_config(config: dict) -> None:
                     raise ConfigError(
                         f"ddmnist.network.latent_dim = {d} is smaller than |{group}x{group}| = {order}; "
                         f"ddmnist.models.{model}.lambda.{group} > 0 needs d >= |G|")
+    for name, experiment in config["exploratory"]["experiments"].items():
+        key = f"exploratory.experiments.{name}"
+        try:
+            group = group_from_name(experiment["group"])
+        except ValueError as error:
+            raise ConfigError(f"{key}.group: {error}") from None
+        if group.name in ("D3", "S3"):
+            try:
+                d3_image_action(experiment.get("rotation_degrees", 120.0))
+            except ValueError as error:
+                raise ConfigError(f"{key}.rotation_degrees: {error}") from None
     missing = [g for g in ddm["groups"] if g not in ddm["artefacts"]]
     if missing:
         raise ConfigError(f"ddmnist.artefacts has no true/false entry for group(s) {missing}")

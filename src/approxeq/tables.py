@@ -91,6 +91,7 @@ def exploratory_table(metrics: list[dict], decompositions: list[dict], paper: pd
         row["algebra loss"] = m["test_algebra"]
         row["equivariance loss (X→Z)"] = m["test_equivariance_in"]
         row["equivariance loss (Z→Y)"] = m["test_equivariance_out"]
+        row["input action homomorphism error"] = m["input_action_homomorphism_error_max"]
         task = "test_accuracy" if "test_accuracy" in m else "test_reconstruction_mse"
         row[task.replace("test_", "test ")] = m[task]
         row["synthetic"] = bool(m.get("synthetic", False))
