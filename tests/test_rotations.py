@@ -34,7 +34,7 @@ def test_rotate_scale_rotates_like_rot90_and_scales_about_the_centre():
     rows = (big.sum(1) * torch.arange(29)).sum() / big.sum()
     assert float(cols) == pytest.approx(22.0, abs=1e-3) and float(rows) == pytest.approx(14.0, abs=1e-3)
     with pytest.raises(ValueError, match="positive"):
-        rotate_scale_bilinear(x, angles, torch.tensor([1.0, 0.0, 1.0]))
+        rotate_scale_bilinear(x, torch.zeros(3), torch.tensor([1.0, 0.0, 1.0]))
 
 
 def test_d3_generators_act_as_stated():
