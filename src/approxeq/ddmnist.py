@@ -8,7 +8,6 @@ interpolation and then by (target − u), so the net transform is the group elem
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,7 +15,7 @@ import torch
 from .actions import patch_product_action, planar_elements, planar_transforms
 from .rotations import rotate_bilinear
 from .groups import FiniteGroup, direct_product, group_from_name
-from .io import load_npz_with_hash, save_npz_with_hash
+from .io import load_splits, save_splits
 
 DIGIT = 28
 
@@ -100,18 +99,6 @@ def build_ddmnist(mnist: dict, group_name: str, artefacts: bool, seed: int,
             for split in ("train", "val", "test")}
 
 
-def save_ddmnist(path: str | Path, splits: dict[str, dict], meta: dict) -> dict:
-    """Compressed npz, written atomically, plus `<path>.json` holding its sha256 and metadata."""
-    arrays = {f"{split}_{key}": value for split, data in splits.items() for key, value in data.items()}
-    sizes = {split: len(data["labels"]) for split, data in splits.items()}
-    return save_npz_with_hash(path, arrays, dict(meta, sizes=sizes))
-
-
-def load_ddmnist(path: str | Path) -> tuple[dict[str, dict], dict]:
-    """Load a DDMNIST file after checking it against the hash recorded when it was built."""
-    arrays, meta = load_npz_with_hash(path)
-    splits: dict[str, dict] = {}
-    for key, value in arrays.items():
-        split, field = key.split("_", 1)
-        splits.setdefault(split, {})[field] = value
-    return splits, meta
+# Compressed npz + `<path>.json` with its sha256 and metadata, checked on load.
+save_ddmnist = save_splits
+load_ddmnist = load_splits

@@ -135,3 +135,21 @@ def load_npz_with_hash(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
     with np.load(path) as data:
         arrays = {key: data[key] for key in data.files}
     return arrays, meta
+
+
+def save_splits(path: str | Path, splits: Mapping[str, Mapping[str, np.ndarray]], meta: Mapping) -> dict:
+    """A data set of named splits (train/val/test → field → array) as one hash-pinned npz with
+    keys `<split>_<field>`; the metadata records each split's size."""
+    arrays = {f"{split}_{key}": value for split, data in splits.items() for key, value in data.items()}
+    sizes = {split: len(next(iter(data.values()))) for split, data in splits.items()}
+    return save_npz_with_hash(path, arrays, dict(meta, sizes=sizes))
+
+
+def load_splits(path: str | Path) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
+    """(splits, meta) of a file written by save_splits, after checking its sha256."""
+    arrays, meta = load_npz_with_hash(path)
+    splits: dict[str, dict] = {}
+    for key, value in arrays.items():
+        split, field = key.split("_", 1)
+        splits.setdefault(split, {})[field] = value
+    return splits, meta

@@ -34,8 +34,8 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from .io import (HashMismatchError, atomic_path, check_hash, file_hash, load_npz_with_hash, npm_pack_verified, read_json,
-                 safe_extract, save_npz_with_hash, write_json_atomic)
+from .io import (HashMismatchError, atomic_path, check_hash, file_hash, load_splits, npm_pack_verified,
+                 read_json, safe_extract, save_splits, write_json_atomic)
 from .rotations import rotate_scale_bilinear
 
 __all__ = [
@@ -52,8 +52,6 @@ __all__ = [
     "build_tmnist",
     "as_pair_channels",
     "font_swap_action",
-    "save_npz_with_hash",
-    "load_npz_with_hash",
     "save_tmnist",
     "load_tmnist",
 ]
@@ -394,22 +392,7 @@ def font_swap_action(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     return torch.where(swap, x.flip(1), x)
 
 
-# --------------------------------------------------------------------------------------------
-# Storage (generic part: npz + sha256 sidecar; the same logic as ddmnist.save/load_ddmnist)
-# --------------------------------------------------------------------------------------------
+# Storage: compressed npz + `<path>.json` with its sha256 and metadata, checked on load.
+save_tmnist = save_splits
+load_tmnist = load_splits
 
-
-def save_tmnist(path: str | Path, splits: Mapping[str, Mapping], meta: Mapping) -> dict:
-    arrays = {f"{split}_{key}": value for split, data in splits.items() for key, value in data.items()}
-    sizes = {split: len(data["digits"]) for split, data in splits.items()}
-    return save_npz_with_hash(path, arrays, dict(meta, sizes=sizes))
-
-
-def load_tmnist(path: str | Path) -> tuple[dict[str, dict], dict]:
-    """(splits, meta) after checking the file against the sha256 recorded when it was saved."""
-    arrays, meta = load_npz_with_hash(path)
-    splits: dict[str, dict] = {}
-    for key, value in arrays.items():
-        split, field = key.split("_", 1)
-        splits.setdefault(split, {})[field] = value
-    return splits, meta
