@@ -18,6 +18,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/exploratory.smk"
+include: "workflow/rules/smoke.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -32,6 +33,7 @@ localrules:
     aggregate_exploratory,
     table4,
     table_exploratory,
+    table6,
     report,
 
 

@@ -58,9 +58,10 @@ def expected_train_jobs(*configfiles: str) -> int:
     config = load(ROOT / "config.yaml")
     for name in configfiles:
         update_config(config, load(ROOT / name))
-    ddm, exploratory = config["ddmnist"], config["exploratory"]
+    ddm, exploratory, smoke = config["ddmnist"], config["exploratory"], config["smoke"]
     return (len(ddm["groups"]) * len(ddm["models"]) * len(ddm["seeds"])
-            + len(exploratory["experiments"]) * len(exploratory["seeds"]))
+            + len(exploratory["experiments"]) * len(exploratory["seeds"])
+            + len(smoke["models"]) * len(smoke["seeds"]))
 
 
 SLURM_COMMANDS = {"sbatch", "srun", "sinfo", "squeue", "sacct", "scontrol", "sacctmgr", "sshare"}
@@ -155,7 +156,7 @@ def test_full_dry_run_lists_every_training_job():
     result = dry_run()
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
     counts = job_counts(result.stdout)
-    # DDMNIST groups × models × seeds + 3 exploratory experiments × 5 seeds
-    assert counts["train"] == 3 * 2 * 5 + 3 * 5 == expected_train_jobs()
-    assert counts["evaluate"] == 45
+    # DDMNIST groups × models × seeds + 3 exploratory experiments × 5 seeds + 3 SMOKE models × 5 seeds
+    assert counts["train"] == 3 * 2 * 5 + 3 * 5 + 3 * 5 == expected_train_jobs()
+    assert counts["evaluate"] == 60
     assert "results/runs/ddmnist/D4/ours/seed4/model.pt" in result.stdout

@@ -33,15 +33,21 @@ def test_full_dry_run_lists_every_run(tmp_path):
     result = snakemake("-n", "--directory", str(tmp_path), cwd=ROOT)
     assert result.returncode == 0, result.stderr + result.stdout
     counts = job_counts(result.stdout)
-    assert counts["train"] == 3 * 2 * 5 + 3 * 5  # DDMNIST groups × models × seeds + exploratory
-    assert counts["evaluate"] == 45
+    # DDMNIST groups × models × seeds + exploratory experiments × seeds + SMOKE models × seeds
+    assert counts["train"] == 3 * 2 * 5 + 3 * 5 + 3 * 5
+    assert counts["evaluate"] == 60
     assert counts["decompose"] == 15  # 5 runs for each of the three exploratory experiments
     assert counts["build_ddmnist"] == 3
     assert counts["table_exploratory"] == 3
     for rule in ("fetch_mnist", "fetch_fonts", "build_tmnist", "fetch_cifar10", "aggregate_ddmnist",
                  "aggregate_exploratory", "table4", "figure_ddmnist_examples", "figure_ddmnist_training",
-                 "figure3_decoded", "figure4_eigenvalues", "figure5_tmnist", "report", "all"):
+                 "figure3_decoded", "figure4_eigenvalues", "figure5_tmnist", "simulate_smoke", "table6",
+                 "figure_smoke", "report", "all"):
         assert counts[rule] == 1, rule
+    for model in ("cnn", "cnn_aug", "ours"):  # SMOKE: 3 models × 5 seeds
+        for seed in range(5):
+            assert f"results/runs/smoke/C4/{model}/seed{seed}/metrics.json" in result.stdout
+    assert "results/data/smoke/sim_36.npz" in result.stdout
     for experiment, group in (("tmnist", "C2"), ("mnist_d3", "D3"), ("cifar10", "C4")):
         for seed in range(5):
             assert f"results/runs/{experiment}/{group}/learned/seed{seed}/decomposition.json" in result.stdout
@@ -109,6 +115,13 @@ def test_tiny_synthetic_run_end_to_end_on_two_simulated_gpus(tmp_path):
                    "synthetic_fallback": True},
         "cifar10": {"dir": "resources/cifar10", "url": "http://127.0.0.1:9/cifar-10-python.tar.gz",
                     "timeout_seconds": 5, "synthetic": {"n_train": 300, "n_test": 100, "seed": 0}},
+        "smoke": {"simulation": {"resolution": 16, "n_simulations": 8, "steps": 40, "last_frame": 39},
+                  "batch_size": 8, "horizons": [6, 8], "seeds": [0], "network": {"name": "smoke_convnet", "hidden": 8},
+                  "training": {"epochs": 1, "patience": 1},
+                  "splits": {"train_simulations": [[1, 0], [2, 1], [3, 2], [4, 3], [5, 0], [6, 1]],
+                             "domain_simulations": [[7, 2], [8, 3]], "unused": [],
+                             "train_window": [0, 10], "val_window": [10, 12], "future_window": [12, 14],
+                             "domain_window": [0, 5]}},
     }
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
     result = snakemake("all", "--configfile", str(tmp_path / "tiny.yaml"), "--directory", str(tmp_path),
@@ -132,8 +145,13 @@ def test_tiny_synthetic_run_end_to_end_on_two_simulated_gpus(tmp_path):
     assert pd.read_csv(tmp_path / "results/tables/table3.csv")["synthetic"].all()  # CIFAR10 stand-in
     for figure in ("figure3_decoded", "figure4_eigenvalues", "figure5_tmnist"):
         assert (tmp_path / f"results/figures/{figure}.png").stat().st_size > 10_000
+    smoke = pd.read_csv(tmp_path / "results/tables/table6.csv")
+    ours = smoke[smoke["Source"] == "this run"]
+    assert len(ours) == 3 and not ours.isin(["–"]).any().any()  # a number in every cell we trained
+    for figure in ("figure2_smoke", "figure7_velocity_rotation"):
+        assert (tmp_path / f"results/figures/{figure}.png").stat().st_size > 10_000
     runs = [json.loads(p.read_text()) for p in (tmp_path / "results/runs").rglob("train.json")]
-    assert len(runs) == 6 + 6
+    assert len(runs) == 6 + 6 + 3
     by_gpu = {}
     for run in runs:
         by_gpu.setdefault(run["device"], []).append((run["started_at"], run["finished_at"]))
@@ -151,7 +169,10 @@ def test_quick_profile_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr[-5000:]
     numbers_in_every_trained_cell(tmp_path / "results/quick/tables/table4.csv")
     report = (tmp_path / "reports/report_quick.html").read_text()
-    assert "QUICK RUN" in report and "Table 4" in report
+    for section in ("Table 4", "Table 1", "Table 2", "Table 3", "Table 6", "Figure 2", "Figure 3",
+                    "Figure 4", "Figure 5", "Figure 7"):
+        assert section in report, section
+    assert "QUICK RUN" in report
     fonts = json.loads((tmp_path / "results/quick/data/tmnist.npz.json").read_text())
     if not fonts.get("synthetic"):  # the real fonts (CI reaches npm) render to the pinned glyphs
         assert fonts["glyphs_match"], fonts["glyphs_sha256"]

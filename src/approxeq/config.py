@@ -40,8 +40,39 @@ def check_config(config: dict) -> None:
                 d3_image_action(experiment.get("rotation_degrees", 120.0))
             except ValueError as error:
                 raise ConfigError(f"{key}.rotation_degrees: {error}") from None
+    check_smoke(config["smoke"])
     missing = [g for g in ddm["groups"] if g not in ddm["artefacts"]]
     if missing:
         raise ConfigError(f"ddmnist.artefacts has no true/false entry for group(s) {missing}")
     for group in ddm["groups"]:
         group_from_name(group)
+
+
+def check_smoke(smoke: dict) -> None:
+    """The simulation and split settings must be fields of SmokeConfig / SmokeSplits with values
+    they accept, and every reported horizon must fit the stored frames of the test windows."""
+    from .smoke_data import SmokeSplits, split_sizes
+    from .smoke_sim import SmokeConfig
+
+    try:
+        simulation = SmokeConfig.from_dict(smoke["simulation"])
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"smoke.simulation: {error}") from None
+    try:
+        splits = SmokeSplits.from_config(smoke["splits"])
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"smoke.splits: {error}") from None
+    stored = simulation.last_frame - simulation.first_frame + 1
+    for horizon in smoke["horizons"]:
+        for split in ("future", "domain"):
+            start, stop = splits.window(split)
+            if stop - 1 + splits.frames_needed(horizon) > stored:
+                raise ConfigError(
+                    f"smoke.horizons: a {horizon}-frame rollout from the last {split} window "
+                    f"(t = {stop - 1}) needs frame {stop - 1 + splits.frames_needed(horizon) - 1}, "
+                    f"but only {stored} frames are stored")
+    for k in (k for k, _ in (*splits.train_simulations, *splits.domain_simulations)):
+        if not 1 <= k <= simulation.n_simulations:
+            raise ConfigError(f"smoke.splits: simulation {k} is not among the "
+                              f"{simulation.n_simulations} simulated")
+    split_sizes(splits, stored)

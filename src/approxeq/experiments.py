@@ -31,6 +31,8 @@ class ExperimentSetup:
     latent_action: Action
     output_action: Action = trivial_action
     task_loss: Callable = F.cross_entropy
+    # experiment-specific test metrics of a trained model (e.g. losses of a learned representation)
+    extra_metrics: Callable[[EncoderHead], dict] | None = None
 
 
 def ddmnist_setup(run: dict, device: torch.device) -> ExperimentSetup:
@@ -95,7 +97,9 @@ def learned_setup(run: dict, device: torch.device, splits: dict, input_action: A
 
     `splits` maps train/val/test to (x, y) float tensors already on the device."""
     from .groups import group_from_name
-    from .learned import LearnedRepresentation, LearnedWeights, eigenvalue_record, learned_objective
+    from .learned import (LearnedRepresentation, LearnedWeights, eigenvalue_record, learned_metrics,
+                          learned_objective)
+    from .rotations import homomorphism_error
 
     group = group_from_name(run["group"])
     network = run["network"]
@@ -109,6 +113,18 @@ def learned_setup(run: dict, device: torch.device, splits: dict, input_action: A
     def latent_action(z, g):
         return apply_matrices(model.representation.element_matrices(), g, z)
 
+    def extra_metrics(trained) -> dict:
+        x, y = splits["test"]
+        metrics = {f"test_{k}": v for k, v in learned_metrics(
+            trained, x, y, group.order, task_loss, input_action, output_action, lambda t: t,
+            seed=run["seed"]).items()}
+        # how far the input action itself is from a homomorphism (0 for exact permutations,
+        # nonzero for the interpolated 120° rotation of D3)
+        defect = homomorphism_error(input_action, group, x[:256])
+        metrics.update(input_action_homomorphism_error_mean=defect["mean"],
+                       input_action_homomorphism_error_max=defect["max"])
+        return metrics
+
     (x_train, y_train), (x_val, y_val) = splits["train"], splits["val"]
     data = TaskData(x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val,
                     group_order=group.order, objective=objective, val_metric=metric,
@@ -116,7 +132,8 @@ def learned_setup(run: dict, device: torch.device, splits: dict, input_action: A
     return ExperimentSetup(model=model, data=data, test_sets={"test": splits["test"]},
                            test_metric=metric, metric_name=metric_name, synthetic=synthetic,
                            input_action=input_action, latent_action=latent_action,
-                           output_action=output_action, task_loss=task_loss)
+                           output_action=output_action, task_loss=task_loss,
+                           extra_metrics=extra_metrics)
 
 
 def reconstruction_error(model, x, y, batch_size: int = 1000) -> float:
@@ -202,3 +219,58 @@ def cifar10_setup(run: dict, device: torch.device) -> ExperimentSetup:
 
 
 EXPERIMENTS.update({"tmnist": tmnist_setup, "mnist_d3": mnist_d3_setup, "cifar10": cifar10_setup})
+
+
+# ---------------------------------------------------------------------------------------------
+# SMOKE (Section 6.3): autoregressive prediction of velocity fields, C4 on grid and vectors.
+# ---------------------------------------------------------------------------------------------
+
+def smoke_setup(run: dict, device: torch.device) -> ExperimentSetup:
+    """run: data (folder of sim_KK.npz), splits (SmokeSplits fields), horizons, network, weights."""
+    from pathlib import Path
+
+    from .smoke_data import SmokeSplits, gather_windows, split_windows
+    from .smoke_sim import load_simulation
+    from .smoke_task import SmokeWeights, rollout_rmse, smoke_objective
+    from .velocity import rotate_grid, rotate_velocity
+
+    splits = SmokeSplits.from_config(run["splits"])
+    paths = sorted(Path(run["data"]).glob("sim_*.npz"))
+    loaded = [load_simulation(p) for p in paths]
+    ks = [int(meta["k"]) for _, meta in loaded]
+    frames = torch.stack([torch.from_numpy(arrays["velocity"]) for arrays, _ in loaded]).to(device)
+    index_of_k = {k: i for i, k in enumerate(ks)}
+    longest = max(run["horizons"])  # test windows must hold the longest rollout that is reported
+    horizons = {"train": splits.train_horizon, "val": splits.train_horizon, "future": longest,
+                "domain": longest}
+    windows = {name: w.to(device) for name, w in split_windows(splits, frames.shape[1], horizons).items()}
+
+    def inputs_of(batch):
+        return gather_windows(frames, index_of_k, batch, splits.frame_offset, splits.input_frames)
+
+    def targets_of(batch, horizon):
+        return gather_windows(frames, index_of_k, batch, splits.frame_offset + splits.input_frames, horizon)
+
+    def val_rmse(model, x, y):
+        return rollout_rmse(model, y, inputs_of, targets_of, splits.train_horizon)
+
+    network = run["network"]
+    model = build_model(network["name"], **{k: v for k, v in network.items() if k != "name"}).to(device)
+    objective = smoke_objective(SmokeWeights(**run["weights"]), targets_of, splits.train_horizon)
+    data = TaskData(x_train=windows["train"], y_train=windows["train"], x_val=windows["val"],
+                    y_val=windows["val"], group_order=4, objective=objective, val_metric=val_rmse,
+                    prepare=inputs_of, maximize=False)
+    # The trainer gathers inputs with `prepare`; targets travel as window indices (y = windows).
+    def extra_metrics(trained) -> dict:  # RMSE at every configured test horizon
+        return {f"{name}_rmse_h{h}": rollout_rmse(trained, windows[name], inputs_of, targets_of, h)
+                for name in ("future", "domain") for h in run["horizons"]}
+
+    return ExperimentSetup(
+        model=model, data=data,
+        test_sets={name: (windows[name], windows[name]) for name in ("future", "domain")},
+        test_metric=val_rmse, metric_name="rmse", synthetic=False,
+        input_action=rotate_velocity, latent_action=rotate_grid, output_action=rotate_velocity,
+        extra_metrics=extra_metrics)
+
+
+EXPERIMENTS["smoke"] = smoke_setup

@@ -124,3 +124,43 @@ def image_grid(rows: list[tuple[str, np.ndarray]], path: str | Path, title: str,
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     save(fig, path)
+
+
+def quiver(ax, field: np.ndarray, step: int, title: str) -> None:
+    """Velocity field (2, H, W), components (x, y), row 0 at the bottom (y up)."""
+    h, w = field.shape[1:]
+    ys, xs = np.mgrid[0:h:step, 0:w:step]
+    ax.imshow(np.hypot(field[0], field[1]), origin="lower", cmap="magma")
+    ax.quiver(xs, ys, field[0, ::step, ::step], field[1, ::step, ::step], color="cyan",
+              angles="xy", scale_units="xy", scale=None)
+    ax.set_title(title, fontsize=8)
+    ax.set_xticks([]), ax.set_yticks([])
+
+
+def smoke_frames(density: np.ndarray, velocity: np.ndarray, frames: list[int], path: str | Path,
+                 title: str) -> None:
+    """Figure 2: smoke density (top) and velocity (bottom) of one plume at a few frames."""
+    fig, axes = plt.subplots(2, len(frames), figsize=(2.6 * len(frames), 5.4), squeeze=False)
+    step = max(1, velocity.shape[-1] // 16)
+    for c, f in enumerate(frames):
+        axes[0, c].imshow(density[f], origin="lower", cmap="gray")
+        axes[0, c].set_title(f"density, frame {f}", fontsize=8)
+        axes[0, c].set_xticks([]), axes[0, c].set_yticks([])
+        quiver(axes[1, c], velocity[f], step, f"velocity, frame {f}")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save(fig, path)
+
+
+def velocity_rotation(field: np.ndarray, grid_only: np.ndarray, rotated: np.ndarray,
+                      path: str | Path, title: str) -> None:
+    """Figure 7: a velocity field, its grid rotated by 90° with the vectors left as they were, and
+    the correct action: grid rotated and every vector reoriented by the same angle."""
+    fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.8))
+    step = max(1, field.shape[-1] // 16)
+    quiver(axes[0], field, step, "v")
+    quiver(axes[1], grid_only, step, "grid rotated 90°, vectors not")
+    quiver(axes[2], rotated, step, "g·v: grid and vectors rotated 90°")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save(fig, path)

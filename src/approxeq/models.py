@@ -105,7 +105,24 @@ def cifar10_cnn(latent_dim: int = 64, c_hid: int = 32, n_classes: int = 10) -> E
     return EncoderHead(encoder, nn.Linear(latent_dim, n_classes), latent_dim)
 
 
+def conv_bn_relu(c_in: int, c_out: int, kernel: int = 3) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, kernel, padding=(kernel - 1) // 2),
+                         nn.BatchNorm2d(c_out), nn.ReLU())
+
+
+def smoke_convnet(in_channels: int = 20, out_channels: int = 2, hidden: int = 92, kernel: int = 3,
+                  layers: int = 5) -> EncoderHead:
+    """The ConvNet of appendix C.3 (Wang et al.): `layers − 1` conv-BN-ReLU blocks, then a conv to
+    one predicted frame. Encoder = the blocks; the latent is their hidden×H×W feature map, on which
+    C4 acts by rotating the grid (channels not permuted)."""
+    blocks = [conv_bn_relu(in_channels, hidden, kernel)]
+    blocks += [conv_bn_relu(hidden, hidden, kernel) for _ in range(layers - 2)]
+    head = nn.Conv2d(hidden, out_channels, kernel, padding=(kernel - 1) // 2)
+    return EncoderHead(nn.Sequential(*blocks), head, hidden)
+
+
 MODEL_BUILDERS: dict[str, Callable[..., EncoderHead]] = {
+    "smoke_convnet": smoke_convnet,
     "ddmnist_cnn": ddmnist_cnn,
     "tmnist_autoencoder": tmnist_autoencoder,
     "mnist_mlp_autoencoder": mnist_mlp_autoencoder,

@@ -105,3 +105,34 @@ def exploratory_table(metrics: list[dict], decompositions: list[dict], paper: pd
     table = pd.concat([table, pd.DataFrame(summary)], ignore_index=True)
     table.loc[table["run"].isin(["mean", "std"]), "synthetic"] = table["synthetic"].iloc[: len(rows)].any()
     return table
+
+
+def smoke_table(runs: pd.DataFrame, paper: pd.DataFrame, labels: dict[str, str], horizons: list[int],
+                test_horizon: int) -> pd.DataFrame:
+    """Table 6: RMSE on Future and Domain, mean (std) over seeds at each test horizon, beside the
+    paper's values (which use the horizon `test_horizon` of the paper's text)."""
+    rows = []
+    trained = set(runs["model"])
+    for _, p in paper.iterrows():
+        if p["model"] in trained:
+            ours = runs[runs["model"] == p["model"]]
+            row = {"Model": labels.get(p["model"], p["label"]), "Aug": p["aug"], "Source": "this run",
+                   "seeds": len(ours)}
+            for h in horizons:
+                for split in ("future", "domain"):
+                    column = ours[f"{split}_rmse_h{h}"]
+                    row[f"{split.capitalize()} (h={h})"] = mean_std(column.mean(), column.std(ddof=1)
+                                                                   if len(column) > 1 else 0.0, 3)
+            row["Par (M)"] = f"{ours['parameters'].iloc[0] / 1e6:.2f}"
+            row["latent equivariance (rel.)"] = f"{ours['latent_equivariance_relative'].mean():.3f}"
+            rows.append(row)
+        source = "paper" if p["model"] in trained else "paper (imported)"
+        row = {"Model": p["label"], "Aug": p["aug"], "Source": source, "seeds": 5}
+        for h in horizons:
+            for split in ("future", "domain"):
+                row[f"{split.capitalize()} (h={h})"] = (mean_std(p[f"{split}_mean"], p[f"{split}_std"], 2)
+                                                        if h == test_horizon else "–")
+        row["Par (M)"] = f"{p['params_m']:.2f}"
+        row["latent equivariance (rel.)"] = "–"
+        rows.append(row)
+    return pd.DataFrame(rows)

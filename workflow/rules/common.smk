@@ -59,6 +59,22 @@ EXPLORATORY = config["exploratory"]["experiments"]
 TMNIST_DIR = config["tmnist"]["dir"]
 CIFAR10_DIR = config["cifar10"]["dir"]
 LEARNED = "learned"  # the model name of exploratory runs (the representation is learned)
+SMOKE = config["smoke"]
+SMOKE_DIR = f"{RESULTS}/data/smoke"
+
+
+def smoke_files():
+    """One file per simulation k = 1..n_simulations."""
+    n = SMOKE["simulation"]["n_simulations"]
+    return [f"{SMOKE_DIR}/sim_{k:02d}.npz" for k in range(1, n + 1)]
+
+
+def smoke_run_files(name):
+    return [
+        expand(f"{RUN_DIR}/{name}", experiment="smoke", group="C4", model=m, seed=s)[0]
+        for m in SMOKE["models"]
+        for s in SMOKE["seeds"]
+    ]
 
 
 def exploratory_runs(experiment=None):
@@ -96,11 +112,15 @@ def dataset_for(wildcards):
         return f"{MNIST_DIR}/source.json"
     if wildcards.experiment == "cifar10":
         return f"{CIFAR10_DIR}/source.json"
+    if wildcards.experiment == "smoke":
+        return smoke_files()
     raise ValueError(f"no dataset rule for experiment {wildcards.experiment!r}")
 
 
 def run_settings(wildcards):
     """Everything a training job needs, as one dict (also written into its train.json)."""
+    if wildcards.experiment == "smoke":
+        return smoke_run_settings(wildcards)
     if wildcards.experiment != "ddmnist":
         return learned_run_settings(wildcards)
     model = DDM["models"][wildcards.model]
@@ -147,5 +167,28 @@ def learned_run_settings(wildcards):
         "epochs": e["training"]["epochs"],
         "patience": e["training"]["patience"],
         "weight_decay": e["training"]["weight_decay"],
+        "deterministic": config["compute"]["deterministic"],
+    }
+
+
+def smoke_run_settings(wildcards):
+    model = SMOKE["models"][wildcards.model]
+    training = SMOKE["training"]
+    return {
+        "experiment": "smoke",
+        "group": "C4",
+        "model": wildcards.model,
+        "seed": int(wildcards.seed),
+        "data": SMOKE_DIR,
+        "splits": dict(SMOKE["splits"]),
+        "horizons": list(SMOKE["horizons"]),
+        "network": dict(SMOKE["network"]),
+        "weights": dict(model["weights"]),
+        "lr": training["lr"],
+        "batch_size": training["batch_size"],
+        "epochs": training["epochs"],
+        "patience": training["patience"],
+        "weight_decay": training["weight_decay"],
+        "lr_decay": training["lr_decay"],
         "deterministic": config["compute"]["deterministic"],
     }

@@ -15,6 +15,9 @@ rule report:
         fig4=rules.figure4_eigenvalues.output[0],
         fig5=rules.figure5_tmnist.output[0],
         exploratory_runs=rules.aggregate_exploratory.output[0],
+        table6_html=rules.table6.output.html,
+        fig2=rules.figure_smoke.output.figure2,
+        fig7=rules.figure_smoke.output.figure7,
         templates=TEMPLATES / "report.html.j2",
     output:
         config["report"],

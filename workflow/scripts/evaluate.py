@@ -3,8 +3,6 @@ import torch
 
 from approxeq.evaluate import latent_equivariance_error
 from approxeq.experiments import setup_experiment
-from approxeq.groups import group_from_name
-from approxeq.rotations import homomorphism_error
 from approxeq.io import read_json, write_json_atomic
 from approxeq.logs import redirect_to_log
 from approxeq.models import count_parameters
@@ -22,21 +20,12 @@ def main(model_path, info_path, output, threads, log_path):
         data = setup.data
         metrics = {f"{name}_{setup.metric_name}": setup.test_metric(model, x, y)
                    for name, (x, y) in setup.test_sets.items()}
+        first_test_set = next(iter(setup.test_sets.values()))[0]
         metrics.update(latent_equivariance_error(
-            model, setup.test_sets["test"][0], data.group_order, setup.input_action,
+            model, first_test_set, data.group_order, setup.input_action,
             setup.latent_action, data.prepare, seed=run["seed"]))
-        if hasattr(model, "representation"):  # exploratory runs: losses of the learned representation
-            from approxeq.learned import learned_metrics
-            x, y = setup.test_sets["test"]
-            metrics.update({f"test_{k}": v for k, v in learned_metrics(
-                model, x, y, data.group_order, setup.task_loss, setup.input_action,
-                setup.output_action, data.prepare, seed=run["seed"]).items()})
-            # how far the input action itself is from a homomorphism (0 for exact permutations;
-            # nonzero for the interpolated 120° rotation of D3)
-            defect = homomorphism_error(setup.input_action, group_from_name(run["group"]),
-                                        data.prepare(x[:256]))
-            metrics.update(input_action_homomorphism_error_mean=defect["mean"],
-                           input_action_homomorphism_error_max=defect["max"])
+        if setup.extra_metrics is not None:
+            metrics.update(setup.extra_metrics(model))
         metrics.update({
             "experiment": run["experiment"], "group": run["group"], "model": run["model"],
             "seed": run["seed"], "parameters": count_parameters(model),

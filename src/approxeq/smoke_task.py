@@ -1,0 +1,75 @@
+"""SMOKE autoregression (paper Section 6.3, appendix C.3) as an experiment of the shared trainer.
+
+A sample is a window (simulation k, time t) into the stored velocity frames; the input is 10
+frames × 2 components, the model predicts one frame at a time and is rolled out autoregressively.
+The method's loss, with C4 acting on inputs and targets by rotating grid and vectors and on the
+hidden×H×W latent by rotating the grid:
+
+    L = w_task · MSE(rollout(x), y) + w_shift · MSE(F(g·x), g·y₁) + λ · MSE(E(g·x), rot_g E(x))
+
+(w_shift on the first predicted frame only, as the authors' code). The augmented CNN trains the
+task term on (g·x, g·y) with λ = 0; the plain CNN on (x, y).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .models import EncoderHead
+from .smoke_data import RMSEAccumulator, rollout
+from .velocity import rotate_grid, rotate_velocity
+
+FRAME_CHANNELS = 2
+
+
+@dataclass(frozen=True)
+class SmokeWeights:
+    task: float = 1.0
+    shift: float = 0.0  # on the first predicted frame of g·x
+    equivariance: float = 0.0  # λ
+    augment: bool = False  # train the task term on randomly rotated windows
+
+
+def smoke_objective(weights: SmokeWeights, targets_of, horizon: int):
+    """`targets_of(windows, horizon)` gathers the target frames of a batch of windows."""
+    def objective(model: EncoderHead, x: torch.Tensor, windows: torch.Tensor, g: torch.Tensor):
+        y = targets_of(windows, horizon)
+        if weights.augment:
+            x, y = rotate_velocity(x, g), rotate_velocity(y, g)
+        z = model.encoder(x)
+        first = model.head(z)
+        rest = rollout(model, torch.cat([x[:, FRAME_CHANNELS:], first], 1), horizon - 1) \
+            if horizon > 1 else first[:, :0]
+        task = F.mse_loss(torch.cat([first, rest], 1), y)
+        total = weights.task * task
+        terms = {"task": task.detach()}
+        if weights.shift > 0 or weights.equivariance > 0:
+            gx = rotate_velocity(x, g)
+            gz = model.encoder(gx)
+            if weights.shift > 0:
+                shift = F.mse_loss(model.head(gz), rotate_velocity(y[:, :FRAME_CHANNELS], g))
+                total = total + weights.shift * shift
+                terms["shift"] = shift.detach()
+            if weights.equivariance > 0:
+                equivariance = F.mse_loss(gz, rotate_grid(z, g))
+                total = total + weights.equivariance * equivariance
+                terms["equivariance"] = equivariance.detach()
+        return total, terms
+    return objective
+
+
+@torch.no_grad()
+def rollout_rmse(model: EncoderHead, windows: torch.Tensor, inputs_of, targets_of, horizon: int,
+                 batch_size: int = 16) -> float:
+    """RMSE of `horizon`-step rollouts over `windows` (protocols.md: per batch the mean over steps
+    of the MSE, averaged over batches, then the square root)."""
+    was_training = model.training
+    model.eval()
+    accumulator = RMSEAccumulator()
+    for i in range(0, len(windows), batch_size):
+        batch = windows[i:i + batch_size]
+        accumulator.update(rollout(model, inputs_of(batch), horizon), targets_of(batch, horizon))
+    model.train(was_training)
+    return accumulator.value()
