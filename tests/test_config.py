@@ -105,3 +105,20 @@ def test_exploratory_settings_of_table_7():
         assert (e["weights"]["lambda_W"], e["weights"]["lambda_out"], e["weights"]["lambda_in"]) == (
             lambda_w, lambda_out, lambda_in)
         assert e["training"]["lr"] == 0.003 and e["training"]["batch_size"] == 64
+
+
+def test_smoke_settings_are_checked_before_any_job():
+    config = validated(load("config.yaml"))
+    assert config["smoke"]["splits"]["test_horizon"] == 6 and config["smoke"]["horizons"] == [6, 20]
+    bad_key = copy.deepcopy(config)
+    bad_key["smoke"]["simulation"]["resolutoin"] = 32
+    with pytest.raises(ConfigError, match=r"smoke.simulation: .*resolutoin"):
+        check_config(bad_key)
+    too_long = copy.deepcopy(config)
+    too_long["smoke"]["horizons"] = [6, 100]
+    with pytest.raises(ConfigError, match=r"smoke.horizons: a 100-frame rollout"):
+        check_config(too_long)
+    missing_sim = copy.deepcopy(config)
+    missing_sim["smoke"]["simulation"]["n_simulations"] = 20
+    with pytest.raises(ConfigError, match=r"smoke.splits: simulation \d+ is not among the 20"):
+        check_config(missing_sim)
