@@ -2,9 +2,8 @@
 fragment, our mean (std) over seeds beside the paper's values."""
 import pandas as pd
 
-from approxeq.io import write_text_atomic
 from approxeq.logs import redirect_to_log
-from approxeq.reporting import render_template
+from approxeq.reporting import source_row_classes, write_table
 from approxeq.tables import compare_with_paper, summarise, wide_table
 
 
@@ -22,13 +21,9 @@ def main(runs_csv, paper_csv, groups, labels, quick, templates, out, log_path):
             notes.append("SYNTHETIC DATA: built from a synthetic stand-in for MNIST.")
         long.insert(0, "quick_run", quick)
         long.insert(1, "synthetic_data", long["synthetic"].fillna(False).astype(bool))
-        write_text_atomic(out["csv"], long.drop(columns=["synthetic"]).to_csv(index=False))
         caption = ("DDMNIST test accuracy, mean (std) over seeds. " + " ".join(notes)).strip()
-        write_text_atomic(out["tex"], wide.to_latex(index=False, caption=caption, label="tab:ddmnist"))
-        write_text_atomic(out["html"], render_template(
-            "table.html.j2", templates, table=wide, caption=caption, notes=notes,
-            row_classes=["ours" if source == "this run" else "imported" if "imported" in source else "paper"
-                         for source in wide["Source"]]))
+        write_table(out, wide, caption, notes, templates, "tab:ddmnist",
+                    csv_table=long.drop(columns=["synthetic"]), row_classes=source_row_classes(wide["Source"]))
         print(wide.to_string())
 
 

@@ -1,9 +1,8 @@
 """Snakemake `script:` entry point: Table 6 (SMOKE RMSE, Future / Domain) as CSV, LaTeX and HTML."""
 import pandas as pd
 
-from approxeq.io import write_text_atomic
 from approxeq.logs import redirect_to_log
-from approxeq.reporting import render_template
+from approxeq.reporting import source_row_classes, write_table
 from approxeq.tables import collect_metrics, smoke_table
 
 
@@ -19,12 +18,8 @@ def main(metric_files, paper_csv, labels, horizons, test_horizon, quick, templat
                      f"original test code rolls out 20); RMSE at every horizon {horizons} is shown. "
                      "Our SMOKE data are regenerated with PhiFlow 3.4, not the authors' files.")
         caption = "Table 6: SMOKE test RMSE, mean (std) over seeds. " + " ".join(notes)
-        write_text_atomic(out["csv"], table.assign(quick_run=quick).to_csv(index=False))
-        write_text_atomic(out["tex"], table.to_latex(index=False, caption=caption, label="tab:smoke"))
-        write_text_atomic(out["html"], render_template(
-            "table.html.j2", templates, table=table, caption=caption, notes=notes,
-            row_classes=["ours" if s == "this run" else "imported" if "imported" in s else "paper"
-                         for s in table["Source"]]))
+        write_table(out, table, caption, notes, templates, "tab:smoke",
+                    csv_table=table.assign(quick_run=quick), row_classes=source_row_classes(table["Source"]))
         print(table.to_string())
 
 

@@ -2,9 +2,9 @@
 representation, per run, with mean and std) as CSV, LaTeX and an HTML fragment."""
 import pandas as pd
 
-from approxeq.io import read_json, write_text_atomic
+from approxeq.io import read_json
 from approxeq.logs import redirect_to_log
-from approxeq.reporting import render_template
+from approxeq.reporting import write_table
 from approxeq.tables import exploratory_table
 
 TITLES = {"tmnist": "Table 1: TMNIST autoencoder, C2, d = 42",
@@ -25,13 +25,10 @@ def main(metric_files, decomposition_files, paper_csv, experiment, quick, templa
             notes.append("The paper's column labels for Table 3 were lost in its text; its columns are "
                          "shown in the paper's order, ours as eigenvalues 1, i, -1, -i.")
         caption = " ".join([TITLES.get(experiment, experiment)] + notes)
-        write_text_atomic(out["csv"], table.assign(quick_run=quick).to_csv(index=False))
         shown = table.round(4).astype(object).fillna("–")
-        write_text_atomic(out["tex"], shown.to_latex(index=False, caption=caption))
-        write_text_atomic(out["html"], render_template("table.html.j2", templates, table=shown,
-                                                       caption=caption, notes=notes,
-                                                       row_classes=["summary" if r in ("mean", "std") else ""
-                                                                    for r in table["run"]]))
+        write_table(out, shown, caption, notes, templates, f"tab:{experiment}",
+                    csv_table=table.assign(quick_run=quick),
+                    row_classes=["summary" if r in ("mean", "std") else "" for r in table["run"]])
         print(table.to_string())
 
 
