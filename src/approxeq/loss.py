@@ -34,20 +34,28 @@ class LossWeights:
 
 def method_loss(model: EncoderHead, x: torch.Tensor, y: torch.Tensor, g: torch.Tensor,
                 weights: LossWeights, task_loss: Callable, input_action: Action,
-                latent_action: Action, output_action: Action) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                latent_action: Action, output_action: Action,
+                predict: Callable | None = None,
+                shift_target: Callable | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Return the total loss and its detached terms. `g` holds one element index per sample.
 
     x and g·x go through the network in separate calls, so with λ = 0 this is exactly the
     augmented baseline (BatchNorm statistics are never shared between the two batches).
+
+    For multi-step tasks, `predict(model, head_output, x)` extends the network's one-step output to the
+    full prediction compared with y (SMOKE: an autoregressive rollout), and `shift_target(y)` picks
+    the part of y the shifted term compares F(g·x) with (SMOKE: the first predicted frame).
     """
     z = model.encoder(x)
-    task = task_loss(model.head(z), y)
+    first = model.head(z)
+    task = task_loss(predict(model, first, x) if predict else first, y)
     total = weights.task * task
     terms = {"task": task.detach()}
     if weights.needs_transformed_input:
         gz = model.encoder(input_action(x, g))
         if weights.shift > 0:
-            shift = task_loss(model.head(gz), output_action(y, g))
+            target = shift_target(y) if shift_target else y
+            shift = task_loss(model.head(gz), output_action(target, g))
             total = total + weights.shift * shift
             terms["shift"] = shift.detach()
         if weights.equivariance > 0:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .loss import LossWeights, method_loss
 from .models import EncoderHead
 from .smoke_data import RMSEAccumulator, rollout
 from .velocity import rotate_grid, rotate_velocity
@@ -33,30 +34,24 @@ class SmokeWeights:
 
 
 def smoke_objective(weights: SmokeWeights, targets_of, horizon: int):
-    """`targets_of(windows, horizon)` gathers the target frames of a batch of windows."""
+    """The method's loss (loss.method_loss) on windows: `targets_of(windows, horizon)` gathers the
+    target frames, the one-step prediction is rolled out to `horizon` frames, and the shifted term
+    compares F(g·x) with the first rotated target frame."""
+    method_weights = LossWeights(weights.task, weights.shift, weights.equivariance)
+
+    def predict(model: EncoderHead, first: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if horizon == 1:
+            return first
+        window = torch.cat([x[:, FRAME_CHANNELS:], first], 1)
+        return torch.cat([first, rollout(model, window, horizon - 1)], 1)
+
     def objective(model: EncoderHead, x: torch.Tensor, windows: torch.Tensor, g: torch.Tensor):
         y = targets_of(windows, horizon)
-        if weights.augment:
+        if weights.augment:  # the augmented CNN: the task term on randomly rotated windows
             x, y = rotate_velocity(x, g), rotate_velocity(y, g)
-        z = model.encoder(x)
-        first = model.head(z)
-        rest = rollout(model, torch.cat([x[:, FRAME_CHANNELS:], first], 1), horizon - 1) \
-            if horizon > 1 else first[:, :0]
-        task = F.mse_loss(torch.cat([first, rest], 1), y)
-        total = weights.task * task
-        terms = {"task": task.detach()}
-        if weights.shift > 0 or weights.equivariance > 0:
-            gx = rotate_velocity(x, g)
-            gz = model.encoder(gx)
-            if weights.shift > 0:
-                shift = F.mse_loss(model.head(gz), rotate_velocity(y[:, :FRAME_CHANNELS], g))
-                total = total + weights.shift * shift
-                terms["shift"] = shift.detach()
-            if weights.equivariance > 0:
-                equivariance = F.mse_loss(gz, rotate_grid(z, g))
-                total = total + weights.equivariance * equivariance
-                terms["equivariance"] = equivariance.detach()
-        return total, terms
+        return method_loss(model, x, y, g, method_weights, F.mse_loss, rotate_velocity, rotate_grid,
+                           rotate_velocity, predict=predict,
+                           shift_target=lambda target: target[:, :FRAME_CHANNELS])
     return objective
 
 
