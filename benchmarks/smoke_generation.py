@@ -22,12 +22,13 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from machine import cpu_name  # benchmarks/machine.py (this folder is on sys.path when run as a script)
 
 # CPU defaults finish in about a minute on two cores; on CUDA the full set is cheap.
 DEFAULTS = {"cpu": {"simulations": 8, "steps": 60}, "cuda": {"simulations": 36, "steps": 310}}
@@ -58,16 +59,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 def cuda_available() -> bool:
     import torch
     return torch.cuda.is_available()
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def config_of(args):

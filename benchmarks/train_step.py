@@ -33,6 +33,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from machine import cpu_name  # benchmarks/machine.py (this folder is on sys.path when run as a script)
 
 from approxeq import ddmnist
 from approxeq.actions import trivial_action
@@ -88,13 +89,7 @@ def pick_device(choice: str) -> torch.device:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return cpu_name()
 
 
 def sync(device: torch.device) -> None:
