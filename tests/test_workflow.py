@@ -71,6 +71,9 @@ def test_single_table_target_builds_only_what_it_needs(tmp_path):
     assert set(job_counts(result.stdout)) == {"fetch_mnist", "train", "evaluate", "decompose",
                                               "table_exploratory", "total"}
     assert job_counts(result.stdout)["train"] == 5
+    # Figure 4 shows one run per exploratory experiment and trains nothing else
+    result = snakemake("-n", "--directory", str(tmp_path), "results/figures/figure4_eigenvalues.png", cwd=ROOT)
+    assert job_counts(result.stdout)["train"] == 3
 
 
 def test_bad_config_stops_before_any_job(tmp_path):

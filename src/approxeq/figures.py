@@ -78,9 +78,6 @@ def training_curves(histories: dict[tuple[str, str, int], Path], labels: dict[st
     save(fig, path)
 
 
-
-
-
 def eigenvalue_trajectories(histories: dict[str, tuple[Path, str]], path: str | Path, quick: bool,
                             synthetic: bool) -> None:
     """Figure 4: eigenvalues of a learned generator matrix on the complex plane, one point per

@@ -94,6 +94,17 @@ def exploratory_run_files(name, experiment=None):
     ]
 
 
+def first_seed_files(name, experiments):
+    """One file of the first seed's run of each given exploratory experiment (for figures that
+    show one run per experiment, so they need no other run)."""
+    seed = config["exploratory"]["seeds"][0]
+    return [
+        expand(f"{RUN_DIR}/{name}", experiment=x, group=EXPLORATORY[x]["group"], model=LEARNED, seed=seed)[0]
+        for x in experiments
+        if x in EXPLORATORY
+    ]
+
+
 def table_experiment(number):
     """The exploratory experiment whose runs make paper table `number`."""
     for name, e in EXPLORATORY.items():

@@ -113,8 +113,8 @@ rule table_exploratory:
 
 rule figure3_decoded:
     input:
-        models=exploratory_run_files("model.pt"),
-        infos=exploratory_run_files("train.json"),
+        models=first_seed_files("model.pt", ["tmnist", "mnist_d3"]),
+        infos=first_seed_files("train.json", ["tmnist", "mnist_d3"]),
     output:
         report(
             f"{RESULTS}/figures/figure3_decoded.png",
@@ -133,8 +133,8 @@ rule figure3_decoded:
 
 rule figure4_eigenvalues:
     input:
-        histories=exploratory_run_files("history.jsonl"),
-        infos=exploratory_run_files("train.json"),
+        histories=first_seed_files("history.jsonl", list(EXPLORATORY)),
+        infos=first_seed_files("train.json", list(EXPLORATORY)),
     output:
         report(
             f"{RESULTS}/figures/figure4_eigenvalues.png",
