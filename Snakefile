@@ -18,6 +18,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/exploratory.smk"
+include: "workflow/rules/medmnist.smk"
 include: "workflow/rules/smoke.smk"
 include: "workflow/rules/report.smk"
 
@@ -29,10 +30,12 @@ localrules:
     fetch_mnist,
     fetch_fonts,
     fetch_cifar10,
+    fetch_medmnist,
     aggregate_ddmnist,
     aggregate_exploratory,
     table4,
     table_exploratory,
+    table5,
     table6,
     report,
 

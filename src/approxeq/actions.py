@@ -110,3 +110,81 @@ def _with_patch(sites: torch.Tensor, transform: Transform, ys: slice, xs: slice)
 def trivial_action(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """ρ_Y for invariant targets (class labels)."""
     return x
+
+
+# ---------------------------------------------------------------------------------------------
+# Rotations of volumes (MedMNIST3D): the octahedral group O ≅ S4 as exact voxel permutations.
+# ---------------------------------------------------------------------------------------------
+
+def volume_permutations(matrices, size: int) -> torch.Tensor:
+    """Index tables (n, size³) of the exact rotations `matrices` (n, 3, 3), signed permutation
+    matrices, of a size×size×size grid about its centre.
+
+    Array axis a holds coordinate a (axes 0, 1, 2 ↔ x, y, z), voxel index i ↔ coordinate
+    i − (size − 1)/2. Row g sends voxel p to M_g p, i.e. T(g)v (p) = v(M_g⁻¹ p): the output at p reads
+    the input at M_g⁻¹ p. So T(g)T(h) = T(gh) with the table of M_g @ M_h (an anti-homomorphism,
+    pitfall 1, would read v(M_g p) instead).
+    """
+    mats = torch.as_tensor(matrices, dtype=torch.float64)
+    if mats.ndim != 3 or mats.shape[1:] != (3, 3):
+        raise GroupError(f"expected (n, 3, 3) rotation matrices, got {tuple(mats.shape)}")
+    if not torch.equal(mats.abs().sum(1), torch.ones(len(mats), 3, dtype=torch.float64)) or \
+            not torch.equal(mats.abs().sum(2), torch.ones(len(mats), 3, dtype=torch.float64)):
+        raise GroupError("volume actions need signed permutation matrices (the cube's rotations): "
+                         "anything else would need interpolation")
+    centre = (size - 1) / 2
+    grid = torch.stack(torch.meshgrid(*(torch.arange(size, dtype=torch.float64),) * 3,
+                                      indexing="ij"), -1).reshape(-1, 3) - centre  # (size³, 3) output p
+    # M⁻¹ = Mᵀ for a rotation: source coordinates q = Mᵀ p, row-vector form p @ M
+    sources = torch.einsum("pi,nij->npj", grid, mats) + centre
+    index = sources.round().long()
+    flat = (index[..., 0] * size + index[..., 1]) * size + index[..., 2]
+    return flat
+
+
+def volume_action(group: FiniteGroup, size: int) -> PermutationAction:
+    """The action of the octahedral group `O` (groups.octahedral, element i ↔ its matrix i) on
+    (B, C, size, size, size) volumes, as one gather per batch."""
+    from .groups import octahedral_matrices
+
+    if group.name != "O":
+        raise GroupError(f"no volume action for {group.name}: supported is O (the cube's rotations)")
+    table = volume_permutations(octahedral_matrices(), size)
+    return PermutationAction(table, (size, size, size))
+
+
+def rot90_words(matrices) -> list[tuple[tuple[int, int], ...]]:
+    """For each signed permutation matrix, a shortest sequence of `torch.rot90(v, 1, dims)` calls
+    (dims among the axis pairs of a (..., X, Y, Z) volume, applied left to right) that equals the
+    voxel permutation of `volume_permutations`. Used as the per-sample reference implementation
+    (benchmarks and tests); training uses the one-gather `volume_action`."""
+    size = 3
+    sites = torch.arange(size ** 3).reshape(size, size, size)
+    targets = {tuple(row.tolist()): i for i, row in enumerate(volume_permutations(matrices, size))}
+    words: dict[int, tuple] = {}
+    frontier = [((), sites)]
+    seen = {tuple(sites.reshape(-1).tolist())}
+    steps = [(0, 1), (0, 2), (1, 2)]
+    while frontier and len(words) < len(targets):
+        next_frontier = []
+        for word, state in frontier:
+            key = tuple(state.reshape(-1).tolist())
+            if key in targets and targets[key] not in words:
+                words[targets[key]] = word
+            for dims in steps:
+                moved = torch.rot90(state, 1, dims)
+                moved_key = tuple(moved.reshape(-1).tolist())
+                if moved_key not in seen:
+                    seen.add(moved_key)
+                    next_frontier.append((word + (dims,), moved))
+        frontier = next_frontier
+    if len(words) < len(targets):
+        raise GroupError("some matrices are not compositions of quarter turns")
+    return [words[i] for i in range(len(targets))]
+
+
+def rot90_volume(v: torch.Tensor, word: tuple[tuple[int, int], ...]) -> torch.Tensor:
+    """Apply a `rot90_words` word to a (..., X, Y, Z) volume."""
+    for dims in word:
+        v = torch.rot90(v, 1, (dims[0] - 3, dims[1] - 3))
+    return v

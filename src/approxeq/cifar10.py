@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import pickle
 import tempfile
-import urllib.request
 from pathlib import Path
 from typing import Callable, Mapping
 
 import numpy as np
 
-from .io import atomic_path, check_hash, file_hash, read_json, safe_extract, write_json_atomic
+from .io import (atomic_path, check_hash, download_file, file_hash, read_json, safe_extract,
+                 write_json_atomic)
 
 __all__ = [
     "CIFAR10_URL",
@@ -98,18 +98,6 @@ def convert_tarball(tarball: str | Path) -> dict[str, np.ndarray]:
     return {"train_images": np.concatenate([b[0] for b in train]),
             "train_labels": np.concatenate([b[1] for b in train]),
             "test_images": test_images, "test_labels": test_labels}
-
-
-def _download(url: str, target: Path, timeout: float) -> None:
-    """Stream `url` to `target` (atomically), refusing anything larger than the real tarball."""
-    with atomic_path(target) as tmp:
-        written = 0
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
-            while block := response.read(1 << 20):
-                written += len(block)
-                if written > _MAX_TARBALL_BYTES:
-                    raise ValueError(f"{url} exceeds {_MAX_TARBALL_BYTES} bytes; refusing it")
-                out.write(block)
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,7 +219,7 @@ def fetch_cifar10(dest_dir: str | Path, url: str = CIFAR10_URL, md5: str = CIFAR
         source = {"kind": "url", "url": url}
         log(f"CIFAR10: downloading {url}")
         try:
-            _download(url, tarball, timeout)
+            download_file(url, tarball, timeout, _MAX_TARBALL_BYTES)
         except Exception as exc:  # network, HTTP, timeout, oversize: all mean "not obtainable"
             reason = f"download of {url} failed: {_one_line(exc)}"
             if allow_synthetic is None:

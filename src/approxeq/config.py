@@ -41,6 +41,7 @@ def check_config(config: dict) -> None:
             except ValueError as error:
                 raise ConfigError(f"{key}.rotation_degrees: {error}") from None
     check_smoke(config["smoke"])
+    check_medmnist(config["medmnist"])
     missing = [g for g in ddm["groups"] if g not in ddm["artefacts"]]
     if missing:
         raise ConfigError(f"ddmnist.artefacts has no true/false entry for group(s) {missing}")
@@ -76,3 +77,32 @@ def check_smoke(smoke: dict) -> None:
             raise ConfigError(f"smoke.splits: simulation {k} is not among the "
                               f"{simulation.n_simulations} simulated")
     split_sizes(splits, stored)
+
+
+def check_medmnist(medmnist: dict) -> None:
+    """Every flag is a 3D MedMNIST data set known to medmnist.INFO; every model has an lr and a λ
+    for every flag; λ > 0 needs room for a copy of O's regular representation in the latent."""
+    from .groups import group_from_name
+    from .medmnist3d import MedMNISTError, dataset_info
+
+    for flag in medmnist["datasets"]:
+        try:
+            dataset_info(flag)
+        except MedMNISTError as error:
+            raise ConfigError(f"medmnist.datasets.{flag}: {error}") from None
+    order = group_from_name(medmnist["group"]).order
+    network = medmnist["network"]
+    if network["latent_dim"] != 8 * network["c"]:
+        raise ConfigError(f"medmnist.network.latent_dim = {network['latent_dim']}: the C.2 ResNet's "
+                          f"latent has 8c = {8 * network['c']} coordinates")
+    for model, settings in medmnist["models"].items():
+        for key in ("lr", "lambda"):
+            missing = [f for f in medmnist["datasets"] if f not in settings[key]]
+            if missing:
+                raise ConfigError(f"medmnist.models.{model}.{key} has no value for data set(s) {missing}")
+        for flag in medmnist["datasets"]:
+            if settings["lambda"][flag] > 0 and network["latent_dim"] < order:
+                raise ConfigError(
+                    f"medmnist.network.latent_dim = {network['latent_dim']} is smaller than "
+                    f"|{medmnist['group']}| = {order}; medmnist.models.{model}.lambda.{flag} > 0 "
+                    f"needs d >= |G|")

@@ -161,3 +161,35 @@ def velocity_rotation(field: np.ndarray, grid_only: np.ndarray, rotated: np.ndar
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     save(fig, path)
+
+
+def mid_slices(volume: np.ndarray) -> np.ndarray:
+    """The three orthogonal mid-slices of an (X, Y, Z) volume side by side (x, y, z fixed in turn),
+    separated by a one-voxel white line."""
+    x, y, z = (s // 2 for s in volume.shape)
+    slices = [volume[x], volume[:, y], volume[:, :, z]]
+    gap = np.full((volume.shape[1], 1), volume.max(), dtype=volume.dtype)
+    return np.concatenate([slices[0], gap, slices[1], gap, slices[2]], axis=1)
+
+
+def volume_rotations(samples: list[tuple[str, np.ndarray, bool]], elements: list[tuple[str, np.ndarray]],
+                     path: str | Path, quick: bool) -> None:
+    """Rows: one volume per data set (label, volume, synthetic); columns: g·v for the given group
+    elements (title, rotated volumes, one per row). Each cell shows the x, y and z mid-slices."""
+    n_rows, n_cols = len(samples), len(elements)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.3 * n_cols, 1.6 * n_rows + 0.9), squeeze=False)
+    for row, (label, _, synthetic) in enumerate(samples):
+        for col, (title, rotated) in enumerate(elements):
+            ax = axes[row, col]
+            ax.imshow(mid_slices(rotated[row]), cmap="gray", vmin=0, vmax=255)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(title, fontsize=9)
+            if col == 0:
+                ax.set_ylabel(label + ("\nSYNTHETIC" if synthetic else ""), fontsize=9,
+                              color="firebrick" if synthetic else "black")
+    fig.suptitle("MedMNIST3D volumes v and g·v for elements g of O (mid-slices at x, y, z)"
+                 + label_suffix(quick, False), fontsize=11)
+    fig.tight_layout()
+    save(fig, path)

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import urllib.request
 from pathlib import Path
 from typing import Iterator, Mapping
 
@@ -69,6 +70,20 @@ def write_json_atomic(path: str | Path, obj) -> None:
 def read_json(path: str | Path):
     with open(path) as handle:
         return json.load(handle)
+
+
+def download_file(url: str, target: str | Path, timeout: float, max_bytes: int) -> None:
+    """Stream `url` to `target` atomically (a failed or cut download leaves nothing behind),
+    refusing more than `max_bytes` so a broken mirror cannot fill the disk. Hash checks are the
+    caller's: every data set is pinned by its own hash."""
+    with atomic_path(target) as tmp:
+        written = 0
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
+            while block := response.read(1 << 20):
+                written += len(block)
+                if written > max_bytes:
+                    raise ValueError(f"{url} exceeds {max_bytes} bytes; refusing it")
+                out.write(block)
 
 
 def safe_extract(archive: str | Path, dest: str | Path) -> None:

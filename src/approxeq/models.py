@@ -121,12 +121,57 @@ def smoke_convnet(in_channels: int = 20, out_channels: int = 2, hidden: int = 92
     return EncoderHead(nn.Sequential(*blocks), head, hidden)
 
 
+class Residual(nn.Module):
+    """block(x) + skip(x)."""
+
+    def __init__(self, block: nn.Module, skip: nn.Module):
+        super().__init__()
+        self.block = block
+        self.skip = skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(x) + self.skip(x)
+
+
+def conv3d_bn_elu(c_in: int, c_out: int, kernel: int, stride: int = 1, padding: int = 0) -> nn.Sequential:
+    return nn.Sequential(nn.Conv3d(c_in, c_out, kernel, stride=stride, padding=padding),
+                         nn.BatchNorm3d(c_out), nn.ELU())
+
+
+def medmnist_resnet3d(n_channels: int = 1, c: int = 6, n_classes: int = 2, upsample: int = 29,
+                      latent_dim: int = 48) -> EncoderHead:
+    """The 3D ResNet of appendix C.2 (Veefkind & Cesa's): three residual blocks, seven 3D convs.
+
+    Encoder = upsample 28³ → 29³, residual block 1, pool, residual blocks 2 and 3; the latent is
+    the flattened 8c×1×1×1 output of block 3 (48-dim for c = 6, where ρ_Z = 2 copies of O's
+    24-dim regular representation acts). Head = BatchNorm1d, ELU, Linear.
+    """
+    if latent_dim != 8 * c:
+        raise ValueError(f"the C.2 ResNet's latent has 8c = {8 * c} coordinates, not {latent_dim}")
+    block_1 = Residual(nn.Sequential(conv3d_bn_elu(n_channels, c, 7, padding=2),
+                                     conv3d_bn_elu(c, 2 * c, 5, padding=2)),
+                       nn.Conv3d(n_channels, 2 * c, 7, padding=2))
+    block_2 = Residual(nn.Sequential(conv3d_bn_elu(2 * c, 4 * c, 3, stride=2, padding=1),
+                                     nn.AvgPool3d(5, stride=2, padding=1),
+                                     conv3d_bn_elu(4 * c, 6 * c, 3, stride=2, padding=2)),
+                       nn.Sequential(nn.AvgPool3d(5, stride=2, padding=0), nn.Conv3d(2 * c, 6 * c, 3)))
+    block_3 = Residual(nn.Sequential(conv3d_bn_elu(6 * c, 6 * c, 3, padding=1),
+                                     nn.AvgPool3d(3, stride=1, padding=0),
+                                     nn.Conv3d(6 * c, 8 * c, 1)),
+                       nn.Conv3d(6 * c, 8 * c, 3))
+    encoder = nn.Sequential(nn.Upsample(size=(upsample,) * 3), block_1,
+                            nn.AvgPool3d(5, stride=2, padding=1), block_2, block_3, nn.Flatten())
+    head = nn.Sequential(nn.BatchNorm1d(8 * c), nn.ELU(), nn.Linear(8 * c, n_classes))
+    return EncoderHead(encoder, head, 8 * c)
+
+
 MODEL_BUILDERS: dict[str, Callable[..., EncoderHead]] = {
     "smoke_convnet": smoke_convnet,
     "ddmnist_cnn": ddmnist_cnn,
     "tmnist_autoencoder": tmnist_autoencoder,
     "mnist_mlp_autoencoder": mnist_mlp_autoencoder,
     "cifar10_cnn": cifar10_cnn,
+    "medmnist_resnet3d": medmnist_resnet3d,
 }
 
 

@@ -136,3 +136,56 @@ def smoke_table(runs: pd.DataFrame, paper: pd.DataFrame, labels: dict[str, str],
         row["latent equivariance (rel.)"] = "–"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def medmnist_table(runs: pd.DataFrame, paper: pd.DataFrame, flags: dict[str, str],
+                   labels: dict[str, str]) -> pd.DataFrame:
+    """Table 5: test accuracy (unrotated test set) per data set, mean (std) over seeds, for every
+    model trained here beside the paper's row of the same model; the paper's other rows follow,
+    labelled as imported. `flags` maps medmnist flag → column label (Nodule3D, ...)."""
+    rows = []
+    trained = set(runs["model"])
+    for _, p in paper.iterrows():
+        if p["model"] in trained:
+            ours = runs[runs["model"] == p["model"]]
+            row = {"Group": "O ≅ S4" if p["model"] == "ours" else p["group"],
+                   "Model": labels.get(p["model"], p["label"]), "Aug": p["aug"], "Source": "this run",
+                   "seeds": int(ours.groupby("experiment")["seed"].count().min())}
+            for flag, column in flags.items():
+                values = ours.loc[ours["experiment"] == flag, "test_accuracy"]
+                row[column] = mean_std(values.mean(), values.std(ddof=1)) if len(values) > 1 else \
+                    (f"{values.iloc[0]:.3f} (–)" if len(values) else "–")
+            row["Par (M)"] = f"{ours['parameters'].max() / 1e6:.2f}"
+            rows.append(row)
+        row = {"Group": p["group"], "Model": p["label"], "Aug": p["aug"],
+               "Source": "paper" if p["model"] in trained else "paper (imported)", "seeds": 5}
+        for flag, column in flags.items():
+            row[column] = mean_std(p[f"{flag}_mean"], p[f"{flag}_std"])
+        row["Par (M)"] = f"{p['params_m']:.2f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def medmnist_details(runs: pd.DataFrame, flags: dict[str, str], labels: dict[str, str],
+                     augs: dict[str, str]) -> pd.DataFrame:
+    """Per data set and model trained here: accuracy on the unrotated and the rotated test set,
+    AUC (medmnist's Evaluator) on both, the latent's relative equivariance error and epochs,
+    mean over seeds."""
+    columns = {"test_accuracy": "acc", "test_rotated_accuracy": "acc (rotated)", "test_auc": "AUC",
+               "test_rotated_auc": "AUC (rotated)",
+               "latent_equivariance_relative": "latent equivariance (rel.)",
+               "best_epoch": "best epoch", "epochs_run": "epochs run"}
+    grouped = runs.groupby(["experiment", "model"], sort=False)[list(columns)].mean().reset_index()
+    grouped["Data set"] = grouped["experiment"].map(flags)
+    grouped["Model"] = grouped["model"].map(labels).fillna(grouped["model"])
+    grouped["Aug"] = grouped["model"].map(augs).fillna("–")
+    grouped["seeds"] = runs.groupby(["experiment", "model"], sort=False)["seed"].count().values
+    order = {f: i for i, f in enumerate(flags)}
+    grouped = grouped.sort_values(["experiment", "model"], key=lambda s: s.map(order) if s.name == "experiment"
+                                  else s.map({m: i for i, m in enumerate(labels)}), ignore_index=True)
+    table = grouped.rename(columns=columns)[["Data set", "Model", "Aug", "seeds", *columns.values()]]
+    for column in ("acc", "acc (rotated)", "AUC", "AUC (rotated)", "latent equivariance (rel.)"):
+        table[column] = table[column].map(lambda v: f"{v:.3f}")
+    for column in ("best epoch", "epochs run"):
+        table[column] = table[column].map(lambda v: f"{v:.1f}".removesuffix(".0"))
+    return table

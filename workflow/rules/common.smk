@@ -30,7 +30,7 @@ RUN_DIR = f"{RESULTS}/runs/{{experiment}}/{{group}}/{{model}}/seed{{seed}}"
 
 wildcard_constraints:
     experiment="[a-z0-9_]+",
-    group="[A-Z][0-9]+",
+    group="[A-Z][0-9]*",
     model="[a-z0-9_]+",
     seed="[0-9]+",
 
@@ -74,6 +74,22 @@ def smoke_run_files(name):
         expand(f"{RUN_DIR}/{name}", experiment="smoke", group="C4", model=m, seed=s)[0]
         for m in SMOKE["models"]
         for s in SMOKE["seeds"]
+    ]
+
+
+MEDMNIST = config["medmnist"]
+MEDMNIST_DIR = MEDMNIST["dir"]
+
+
+def medmnist_runs():
+    """(flag, model, seed) of every MedMNIST3D training run; the flag is the experiment's name."""
+    return [(f, m, s) for f in MEDMNIST["datasets"] for m in MEDMNIST["models"] for s in MEDMNIST["seeds"]]
+
+
+def medmnist_run_files(name):
+    return [
+        expand(f"{RUN_DIR}/{name}", experiment=f, group=MEDMNIST["group"], model=m, seed=s)[0]
+        for f, m, s in medmnist_runs()
     ]
 
 
@@ -125,6 +141,8 @@ def dataset_for(wildcards):
         return f"{CIFAR10_DIR}/source.json"
     if wildcards.experiment == "smoke":
         return smoke_files()
+    if wildcards.experiment in MEDMNIST["datasets"]:
+        return f"{MEDMNIST_DIR}/{wildcards.experiment}.json"
     raise ValueError(f"no dataset rule for experiment {wildcards.experiment!r}")
 
 
@@ -132,6 +150,8 @@ def run_settings(wildcards):
     """Everything a training job needs, as one dict (also written into its train.json)."""
     if wildcards.experiment == "smoke":
         return smoke_run_settings(wildcards)
+    if wildcards.experiment in MEDMNIST["datasets"]:
+        return medmnist_run_settings(wildcards)
     if wildcards.experiment != "ddmnist":
         return learned_run_settings(wildcards)
     model = DDM["models"][wildcards.model]
@@ -201,5 +221,35 @@ def smoke_run_settings(wildcards):
         "patience": training["patience"],
         "weight_decay": training["weight_decay"],
         "lr_decay": training["lr_decay"],
+        "deterministic": config["compute"]["deterministic"],
+    }
+
+
+def medmnist_run_settings(wildcards):
+    model = MEDMNIST["models"][wildcards.model]
+    training = MEDMNIST["training"]
+    flag = wildcards.experiment
+    return {
+        "experiment": flag,
+        "group": MEDMNIST["group"],
+        "model": wildcards.model,
+        "seed": int(wildcards.seed),
+        "data": MEDMNIST_DIR,
+        "network": dict(MEDMNIST["network"]),
+        "lr": model["lr"][flag],
+        "weights": {
+            "task": model["weights"]["task"],
+            "shift": model["weights"]["shift"],
+            "equivariance": model["lambda"][flag],
+        },
+        "batch_size": training["batch_size"],
+        "eval_batch_size": training["eval_batch_size"],
+        "epochs": training["epochs"],
+        "patience": training["patience"],
+        "weight_decay": training["weight_decay"],
+        "lr_decay": training["lr_decay"],
+        "rotated_test_seed": MEDMNIST["rotated_test_seed"],
+        "subset": MEDMNIST["subset"],
+        "data_seed": MEDMNIST["data_seed"],
         "deterministic": config["compute"]["deterministic"],
     }
