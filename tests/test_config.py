@@ -122,3 +122,39 @@ def test_smoke_settings_are_checked_before_any_job():
     missing_sim["smoke"]["simulation"]["n_simulations"] = 20
     with pytest.raises(ConfigError, match=r"smoke.splits: simulation \d+ is not among the 20"):
         check_config(missing_sim)
+
+
+def test_medmnist_settings_of_table_10():
+    medmnist = validated(load("config.yaml"))["medmnist"]
+    assert medmnist["synthetic"] is None  # the paper run never falls back silently
+    assert medmnist["group"] == "O" and medmnist["seeds"] == [0, 1, 2, 3, 4]
+    assert medmnist["training"]["batch_size"] == 32 and medmnist["training"]["eval_batch_size"] == 48
+    assert medmnist["network"] == {"name": "medmnist_resnet3d", "c": 6, "upsample": 29, "latent_dim": 48}
+    ours, aug = medmnist["models"]["ours"], medmnist["models"]["cnn_aug"]
+    assert ours["lr"] == aug["lr"] == {"nodulemnist3d": 5e-5, "synapsemnist3d": 1e-4, "organmnist3d": 1e-4}
+    assert ours["lambda"] == {"nodulemnist3d": 1.0, "synapsemnist3d": 1.0, "organmnist3d": 2.0}
+    assert ours["weights"] == aug["weights"] == {"task": 0.5, "shift": 0.5}
+    assert medmnist["models"]["cnn"]["weights"] == {"task": 1.0, "shift": 0.0}
+    assert set(aug["lambda"].values()) == {0.0}
+    quick = validated(load("config.yaml", "config.quick.yaml"))["medmnist"]
+    assert quick["synthetic"]["sizes"] == quick["subset"]
+
+
+def test_medmnist_checks_name_the_key():
+    config = validated(load("config.yaml"))
+    unknown = copy.deepcopy(config)
+    unknown["medmnist"]["datasets"]["nodule3d"] = {"label": "x"}
+    with pytest.raises(WorkflowError, match="nodule3d"):
+        validate(unknown, SCHEMA)
+    missing = copy.deepcopy(config)
+    del missing["medmnist"]["models"]["ours"]["lambda"]["organmnist3d"]
+    with pytest.raises(ConfigError, match=r"medmnist.models.ours.lambda has no value .*organmnist3d"):
+        check_config(missing)
+    latent = copy.deepcopy(config)
+    latent["medmnist"]["network"]["latent_dim"] = 66
+    with pytest.raises(ConfigError, match=r"medmnist.network.latent_dim = 66.* 8c = 48"):
+        check_config(latent)
+    small = copy.deepcopy(config)
+    small["medmnist"]["network"].update(c=2, latent_dim=16)
+    with pytest.raises(ConfigError, match=r"medmnist.network.latent_dim = 16 is smaller than \|O\| = 24"):
+        check_config(small)

@@ -34,20 +34,25 @@ def test_full_dry_run_lists_every_run(tmp_path):
     assert result.returncode == 0, result.stderr + result.stdout
     counts = job_counts(result.stdout)
     # DDMNIST groups × models × seeds + exploratory experiments × seeds + SMOKE models × seeds
-    assert counts["train"] == 3 * 2 * 5 + 3 * 5 + 3 * 5
-    assert counts["evaluate"] == 60
+    # + MedMNIST3D data sets × models × seeds
+    assert counts["train"] == 3 * 2 * 5 + 3 * 5 + 3 * 5 + 3 * 3 * 5
+    assert counts["evaluate"] == 105
+    assert counts["fetch_medmnist"] == 3
     assert counts["decompose"] == 15  # 5 runs for each of the three exploratory experiments
     assert counts["build_ddmnist"] == 3
     assert counts["table_exploratory"] == 3
     for rule in ("fetch_mnist", "fetch_fonts", "build_tmnist", "fetch_cifar10", "aggregate_ddmnist",
                  "aggregate_exploratory", "table4", "figure_ddmnist_examples", "figure_ddmnist_training",
                  "figure3_decoded", "figure4_eigenvalues", "figure5_tmnist", "simulate_smoke", "table6",
-                 "figure_smoke", "report", "all"):
+                 "figure_smoke", "table5", "figure_medmnist", "report", "all"):
         assert counts[rule] == 1, rule
     for model in ("cnn", "cnn_aug", "ours"):  # SMOKE: 3 models × 5 seeds
         for seed in range(5):
             assert f"results/runs/smoke/C4/{model}/seed{seed}/metrics.json" in result.stdout
     assert "results/data/smoke/sim_36.npz" in result.stdout
+    for flag in ("nodulemnist3d", "synapsemnist3d", "organmnist3d"):
+        for model in ("cnn", "cnn_aug", "ours"):
+            assert f"results/runs/{flag}/O/{model}/seed4/metrics.json" in result.stdout
     for experiment, group in (("tmnist", "C2"), ("mnist_d3", "D3"), ("cifar10", "C4")):
         for seed in range(5):
             assert f"results/runs/{experiment}/{group}/learned/seed{seed}/decomposition.json" in result.stdout
@@ -71,6 +76,9 @@ def test_single_table_target_builds_only_what_it_needs(tmp_path):
     assert set(job_counts(result.stdout)) == {"fetch_mnist", "train", "evaluate", "decompose",
                                               "table_exploratory", "total"}
     assert job_counts(result.stdout)["train"] == 5
+    result = snakemake("-n", "--directory", str(tmp_path), "results/tables/table5.csv", cwd=ROOT)
+    assert job_counts(result.stdout) == {"fetch_medmnist": 3, "train": 45, "evaluate": 45, "table5": 1,
+                                         "total": 94}
     # Figure 4 shows one run per exploratory experiment and trains nothing else
     result = snakemake("-n", "--directory", str(tmp_path), "results/figures/figure4_eigenvalues.png", cwd=ROOT)
     assert job_counts(result.stdout)["train"] == 3
@@ -118,6 +126,10 @@ def test_tiny_synthetic_run_end_to_end_on_two_simulated_gpus(tmp_path):
                    "synthetic_fallback": True},
         "cifar10": {"dir": "resources/cifar10", "url": "http://127.0.0.1:9/cifar-10-python.tar.gz",
                     "timeout_seconds": 5, "synthetic": {"n_train": 300, "n_test": 100, "seed": 0}},
+        "medmnist": {"dir": "resources/medmnist", "mirror": "http://127.0.0.1:9/", "timeout_seconds": 5,
+                     "synthetic": {"sizes": {"train": 12, "val": 4, "test": 12}}, "seeds": [0],
+                     "network": {"c": 3, "latent_dim": 24},
+                     "training": {"batch_size": 6, "eval_batch_size": 6, "epochs": 1, "patience": 1}},
         "smoke": {"simulation": {"resolution": 16, "n_simulations": 8, "steps": 40, "last_frame": 39},
                   "batch_size": 8, "horizons": [6, 8], "seeds": [0], "network": {"name": "smoke_convnet", "hidden": 8},
                   "training": {"epochs": 1, "patience": 1},
@@ -153,8 +165,14 @@ def test_tiny_synthetic_run_end_to_end_on_two_simulated_gpus(tmp_path):
     assert len(ours) == 3 and not ours.isin(["–"]).any().any()  # a number in every cell we trained
     for figure in ("figure2_smoke", "figure7_velocity_rotation"):
         assert (tmp_path / f"results/figures/{figure}.png").stat().st_size > 10_000
+    medmnist = pd.read_csv(tmp_path / "results/tables/table5.csv")
+    ours = medmnist[medmnist["Source"] == "this run"]
+    assert len(ours) == 3 and not ours.isin(["–"]).any().any() and medmnist["synthetic"].all()
+    assert "SYNTHETIC" in (tmp_path / "results/tables/table5.html").read_text()
+    assert pd.read_csv(tmp_path / "results/tables/table5_details.csv")["synthetic"].all()
+    assert (tmp_path / "results/figures/medmnist_rotations.png").stat().st_size > 10_000
     runs = [json.loads(p.read_text()) for p in (tmp_path / "results/runs").rglob("train.json")]
-    assert len(runs) == 6 + 6 + 3
+    assert len(runs) == 6 + 6 + 3 + 9
     by_gpu = {}
     for run in runs:
         by_gpu.setdefault(run["device"], []).append((run["started_at"], run["finished_at"]))
@@ -172,10 +190,12 @@ def test_quick_profile_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr[-5000:]
     numbers_in_every_trained_cell(tmp_path / "results/quick/tables/table4.csv")
     report = (tmp_path / "reports/report_quick.html").read_text()
-    for section in ("Table 4", "Table 1", "Table 2", "Table 3", "Table 6", "Figure 2", "Figure 3",
+    for section in ("Table 4", "Table 1", "Table 2", "Table 3", "Table 5", "Table 6", "Figure 2", "Figure 3",
                     "Figure 4", "Figure 5", "Figure 7"):
         assert section in report, section
     assert "QUICK RUN" in report
+    medmnist = pd.read_csv(tmp_path / "results/quick/tables/table5.csv")
+    assert not medmnist[medmnist["Source"] == "this run"].isin(["–"]).any().any()
     fonts = json.loads((tmp_path / "results/quick/data/tmnist.npz.json").read_text())
     if not fonts.get("synthetic"):  # the real fonts (CI reaches npm) render to the pinned glyphs
         assert fonts["glyphs_match"], fonts["glyphs_sha256"]

@@ -283,6 +283,22 @@ EXPERIMENTS["smoke"] = smoke_setup
 SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}
 
 
+def stratified_sample(labels, count: int, seed) -> "np.ndarray":
+    """Sorted indices of `count` samples drawn round-robin over the classes in a seeded random
+    order, so a small subset still holds every class (AUC is undefined for an absent class)."""
+    import numpy as np
+
+    order = np.random.default_rng(seed).permutation(len(labels))
+    rank = np.empty(len(labels), dtype=np.int64)
+    for c in np.unique(labels):
+        members = order[labels[order] == c]
+        rank[members] = np.arange(len(members))
+    position = np.empty(len(labels), dtype=np.int64)
+    position[order] = np.arange(len(labels))
+    chosen = np.lexsort((position, rank))[:count]
+    return np.sort(chosen)
+
+
 def medmnist_setup(run: dict, device: torch.device) -> ExperimentSetup:
     """run: experiment (the medmnist flag), data (folder of {flag}.npz), group (O), network,
     weights, eval_batch_size, rotated_test_seed, subset (None, or at most this many volumes per
@@ -310,9 +326,8 @@ def medmnist_setup(run: dict, device: torch.device) -> ExperimentSetup:
 
     def tensors(split: str):
         images, labels = data[split]
-        if split in subset and subset[split] < len(labels):  # a seeded sample (quick runs on real data)
-            keep = np.sort(np.random.default_rng([run["data_seed"], SPLIT_SEEDS[split]])
-                           .permutation(len(labels))[: subset[split]])
+        if split in subset and subset[split] < len(labels):  # quick runs on real data
+            keep = stratified_sample(labels, subset[split], [run["data_seed"], SPLIT_SEEDS[split]])
             images, labels = images[keep], labels[keep]
         return torch.from_numpy(images).unsqueeze(1).to(device), torch.from_numpy(labels).to(device)
 

@@ -60,7 +60,7 @@ rule figure_medmnist:
             category="Table 5 (MedMNIST3D)",
         ),
     params:
-        data_dir=MEDMNIST_DIR,
+        data_dir=lambda w, input: os.path.dirname(input[0]),
         flags={flag: d["label"] for flag, d in MEDMNIST["datasets"].items()},
         quick=config["quick"],
     log:
