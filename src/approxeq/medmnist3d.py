@@ -184,7 +184,7 @@ def fetch_medmnist(flag: str, dest_dir: str | Path, timeout: float = 120, log: L
             reason = f"download of {url} failed: {type(exc).__name__}: {' '.join(str(exc).split())}"
             if allow_synthetic is None:
                 raise MedMNISTError(f"could not obtain {flag}: {reason}. "
-                                    f"{manual_instructions(path, url, md5)}") from exc
+                                    f"{manual_instructions(path.absolute(), url, md5)}") from exc
             return _install_synthetic(flag, dest, dict(allow_synthetic), reason, log)
     try:
         check_hash(path, md5)  # names the file, the expected and the actual MD5
