@@ -163,6 +163,9 @@ def velocity_rotation(field: np.ndarray, grid_only: np.ndarray, rotated: np.ndar
     save(fig, path)
 
 
+SIDE_3D = 28
+
+
 def mid_slices(volume: np.ndarray) -> np.ndarray:
     """The three orthogonal mid-slices of an (X, Y, Z) volume side by side (x, y, z fixed in turn),
     separated by a one-voxel white line."""
@@ -177,19 +180,23 @@ def volume_rotations(samples: list[tuple[str, np.ndarray, bool]], elements: list
     """Rows: one volume per data set (label, volume, synthetic); columns: g·v for the given group
     elements (title, rotated volumes, one per row). Each cell shows the x, y and z mid-slices."""
     n_rows, n_cols = len(samples), len(elements)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.3 * n_cols, 1.6 * n_rows + 0.9), squeeze=False)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.2 * n_cols + 1.6, 1.2 * n_rows + 1.0),
+                             squeeze=False)
     for row, (label, _, synthetic) in enumerate(samples):
         for col, (title, rotated) in enumerate(elements):
             ax = axes[row, col]
             ax.imshow(mid_slices(rotated[row]), cmap="gray", vmin=0, vmax=255)
-            ax.set_xticks([])
+            ax.set_xticks([(SIDE_3D - 1) / 2 + k * (SIDE_3D + 1) for k in range(3)], ["x", "y", "z"],
+                          fontsize=7)
+            ax.tick_params(length=0, pad=1)
             ax.set_yticks([])
             if row == 0:
                 ax.set_title(title, fontsize=9)
             if col == 0:
-                ax.set_ylabel(label + ("\nSYNTHETIC" if synthetic else ""), fontsize=9,
+                ax.set_ylabel(label.replace(": ", "\n") + ("\nSYNTHETIC" if synthetic else ""),
+                              fontsize=8, rotation=0, ha="right", va="center",
                               color="firebrick" if synthetic else "black")
-    fig.suptitle("MedMNIST3D volumes v and g·v for elements g of O (mid-slices at x, y, z)"
-                 + label_suffix(quick, False), fontsize=11)
+    fig.suptitle("MedMNIST3D test volumes v and g·v for elements g of O; each cell: the mid-slices "
+                 "across x, y and z" + label_suffix(quick, False), fontsize=10)
     fig.tight_layout()
     save(fig, path)

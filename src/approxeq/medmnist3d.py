@@ -8,7 +8,8 @@ itself checks it only while downloading (pitfall 7).
 
 The servers that host the files are not reachable from every machine (not from our CI). Only when
 the configuration allows it, a deterministic synthetic stand-in with the same npz layout and keys
-is written instead, and its record, the loader and every output built from it say SYNTHETIC.
+is written instead (`{flag}_synthetic.npz`, never the real file's name), and its record, the
+loader and every output built from it say SYNTHETIC.
 """
 from __future__ import annotations
 
@@ -55,6 +56,11 @@ def npz_path(dest_dir: str | Path, flag: str) -> Path:
     return Path(dest_dir) / f"{flag}.npz"  # the name medmnist's own classes and Evaluator expect
 
 
+def synthetic_path(dest_dir: str | Path, flag: str) -> Path:
+    """The stand-in never takes the real file's name, so it can never be mistaken for one."""
+    return Path(dest_dir) / f"{flag}_synthetic.npz"
+
+
 def record_path(dest_dir: str | Path, flag: str) -> Path:
     return Path(dest_dir) / f"{flag}.json"
 
@@ -99,8 +105,9 @@ def synthetic_medmnist(flag: str, sizes: Mapping[str, int], seed: int = 0) -> di
     """A stand-in with the real file's keys and layout. NOT MedMNIST.
 
     Class c of n: a noisy ellipsoid whose mean radius grows with c (3.5 … 9.5 voxels), placed
-    off-centre, stretched along a random axis and brighter inside for odd classes, in speckle
-    noise. Learnable from a few examples, and not tied to an orientation (like a nodule).
+    off-centre, stretched along a random axis and brighter inside for odd classes, with a small
+    satellite blob in a random direction, in speckle noise. Learnable from a few examples; the
+    class is not tied to an orientation (like a nodule), while each volume has one.
     """
     n_classes = dataset_info(flag)["n_classes"]
     rng = np.random.default_rng([int(seed), FLAGS.index(flag) if flag in FLAGS else 99])
@@ -118,6 +125,11 @@ def synthetic_medmnist(flag: str, sizes: Mapping[str, int], seed: int = 0) -> di
             distance = np.sqrt((((grid - centre[:, None, None, None]) / stretch[:, None, None, None]) ** 2)
                                .sum(0))
             inside = np.clip(radius - distance + 0.5, 0, 1)
+            # a small satellite blob in a random direction: orientation is visible, as in real scans
+            direction = rng.normal(size=3)
+            satellite = centre + direction / np.linalg.norm(direction) * (radius + 2.5)
+            gap = np.sqrt(((grid - satellite[:, None, None, None]) ** 2).sum(0))
+            inside = np.maximum(inside, np.clip(2.5 - gap + 0.5, 0, 1))
             level = 0.55 + 0.35 * (label % 2)
             volume = 0.1 + level * inside + rng.normal(0, 0.08, inside.shape)
             images[i] = np.clip(volume * 255 + 0.5, 0, 255).astype(np.uint8)
@@ -156,14 +168,6 @@ def fetch_medmnist(flag: str, dest_dir: str | Path, timeout: float = 120, log: L
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
     path, record_file = npz_path(dest, flag), record_path(dest, flag)
-    previous = read_json(record_file) if record_file.is_file() else None
-    if previous is not None and previous.get("synthetic"):
-        if allow_synthetic is not None and previous.get("params") == _synthetic_params(allow_synthetic) \
-                and path.is_file() and file_hash(path) == previous.get("md5"):
-            log(f"{flag}: reusing the SYNTHETIC stand-in {path}")
-            return previous
-        log(f"{flag}: {path} holds an old synthetic stand-in: removing it")
-        path.unlink(missing_ok=True)
     record_file.unlink(missing_ok=True)  # written last: never a stale record
 
     copy_from = npz_path(local_copy, flag) if local_copy else None
@@ -193,7 +197,8 @@ def fetch_medmnist(flag: str, dest_dir: str | Path, timeout: float = 120, log: L
             path.unlink(missing_ok=True)  # never leave an unverified download or copy to be reused
         raise
     sizes = check_layout(_read_npz(path), info["n_classes"], str(path))
-    record = {"flag": flag, "source": source, "synthetic": False, "md5": md5, "sizes": sizes,
+    record = {"flag": flag, "file": path.name, "source": source, "synthetic": False, "md5": md5,
+              "sizes": sizes,
               "task": info["task"], "n_classes": info["n_classes"]}
     write_json_atomic(record_file, record)
     log(f"{flag}: installed {path} {sizes} from {source['kind']}")
@@ -211,12 +216,13 @@ def _install_synthetic(flag: str, dest: Path, params: dict, reason: str, log: Lo
     log(f"{flag}: WARNING: writing a SYNTHETIC stand-in {params}; results on it are NOT "
         f"MedMNIST results")
     arrays = synthetic_medmnist(flag, params["sizes"], params["seed"])
-    path = npz_path(dest, flag)
+    path = synthetic_path(dest, flag)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             np.savez_compressed(handle, **arrays)
     info = dataset_info(flag)
-    record = {"flag": flag, "source": {"kind": "synthetic"}, "synthetic": True, "reason": reason,
+    record = {"flag": flag, "file": path.name, "source": {"kind": "synthetic"}, "synthetic": True,
+              "reason": reason,
               "params": params, "md5": file_hash(path), "sizes": params["sizes"],
               "task": info["task"], "n_classes": info["n_classes"]}
     write_json_atomic(record_path(dest, flag), record)
@@ -225,15 +231,16 @@ def _install_synthetic(flag: str, dest: Path, params: dict, reason: str, log: Lo
 
 def load_medmnist(dest_dir: str | Path, flag: str) -> dict:
     """Splits of a folder filled by fetch_medmnist, after checking the file's MD5 again (INFO's for
-    real data, the record's for the stand-in): {"train": (images uint8 (N, 28, 28, 28), labels
+    real data, the record's for the stand-in, which lives in `{flag}_synthetic.npz`): {"train": (images uint8 (N, 28, 28, 28), labels
     int64 (N,)), "val": ..., "test": ..., "synthetic": bool, "info": dataset_info(flag)}."""
     info = dataset_info(flag)
-    path, record_file = npz_path(dest_dir, flag), record_path(dest_dir, flag)
+    record_file = record_path(dest_dir, flag)
     if not record_file.is_file():
         raise FileNotFoundError(f"{record_file} is missing: {Path(dest_dir)} was not filled by "
                                 f"fetch_medmnist for {flag}")
     record = read_json(record_file)
     synthetic = bool(record.get("synthetic", False))
+    path = synthetic_path(dest_dir, flag) if synthetic else npz_path(dest_dir, flag)
     check_hash(path, record["md5"] if synthetic else info["md5"])
     arrays = _read_npz(path)
     check_layout(arrays, info["n_classes"], str(path))
