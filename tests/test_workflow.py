@@ -76,12 +76,18 @@ def test_single_table_target_builds_only_what_it_needs(tmp_path):
     assert job_counts(result.stdout)["train"] == 3
 
 
-def test_bad_config_stops_before_any_job(tmp_path):
+@pytest.mark.parametrize("text, expected", [
+    ("ddmnist:\n  training: {epochz: 3}\n", "epochz"),
+    ("mnist:\n  sources: [{kind: local, path: no/such/mnist}]\n", "mnist.sources[0].path"),
+    ("ddmnist:\n  models: {cnn: {label: CNN, lr: {C4: .inf, D1: 1.0e-3, D4: 5.0e-4}, "
+     "lambda: {C4: 0, D1: 0, D4: 0}}}\n", "ddmnist.models.cnn.lr.C4"),
+])
+def test_bad_config_stops_before_any_job(tmp_path, text, expected):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("ddmnist:\n  training: {epochz: 3}\n")
+    bad.write_text(text)
     result = snakemake("-n", "--configfile", str(bad), "--directory", str(tmp_path), cwd=ROOT)
     assert result.returncode != 0
-    assert "epochz" in result.stdout + result.stderr
+    assert expected in result.stdout + result.stderr
     assert "Job stats" not in result.stdout
 
 
