@@ -139,6 +139,7 @@ def test_a_rerun_job_appends_to_its_log_with_a_header_per_attempt(tmp_path):
         with redirect_to_log(log):
             print("epoch 1 of the first attempt")
             raise RuntimeError("killed")
+    log.unlink()  # what Snakemake does before it runs a job again
     with redirect_to_log(log):
         print("resumed")
     text = log.read_text()
@@ -146,3 +147,7 @@ def test_a_rerun_job_appends_to_its_log_with_a_header_per_attempt(tmp_path):
     assert text.index("epoch 1 of the first attempt") < text.index("RuntimeError: killed") \
         < text.rindex(ATTEMPT_HEADER) < text.index("resumed")
     assert f"PID {os.getpid()}" in text
+    with redirect_to_log(log):  # run outside Snakemake, the log was not deleted: nothing doubled
+        print("third")
+    assert log.read_text().count(ATTEMPT_HEADER) == 3
+    assert log.read_text().count("epoch 1 of the first attempt") == 1

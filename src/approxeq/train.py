@@ -15,6 +15,7 @@ untrained model, stops the run (DivergedError) instead of letting garbage reach 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import time
@@ -224,10 +225,9 @@ def _train(model, data, cfg, run_dir, log, on_epoch_end, stale_checkpoint) -> Tr
         state["epoch"] = epoch
         state["wall"] += seconds
         state["stopped"] = epoch - state["best_epoch"] >= cfg.patience
-        with atomic_path(checkpoint_path) as tmp:
-            torch.save({"fingerprint": cfg.fingerprint(), "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "state": state}, tmp)
+        save_atomic({"fingerprint": cfg.fingerprint(), "model": model.state_dict(),
+                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                     "state": state}, checkpoint_path)
         write_history(run_dir, state["history"])
         log(f"epoch {epoch:3d}/{cfg.epochs}  "
             + "  ".join(f"{k[6:]} {record[k]:.4f}" for k in record if k.startswith("train_"))
@@ -241,6 +241,16 @@ def _train(model, data, cfg, run_dir, log, on_epoch_end, stale_checkpoint) -> Tr
     write_history(run_dir, state["history"])  # also when a finished checkpoint was reused
     return TrainResult(state["best_state"], state["best_epoch"], state["best_metric"],
                        state["history"], state["wall"])
+
+
+def save_atomic(obj, path: str | Path) -> None:
+    """torch.save `obj` to `path` atomically. Serialised in memory first: torch names the archive
+    inside the file after the file it writes, so saving to a temporary name would make two
+    identical models differ byte for byte."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
 
 
 def write_history(run_dir: Path, history: list[dict]) -> None:

@@ -24,8 +24,8 @@ def main(run: dict, threads: int, lock_dir, output: dict, log_path: str,
         import torch
 
         from approxeq.experiments import setup_experiment
-        from approxeq.io import atomic_path, write_json_atomic
-        from approxeq.train import TrainConfig, seed_everything, train
+        from approxeq.io import write_json_atomic
+        from approxeq.train import TrainConfig, save_atomic, seed_everything, train
 
         device = torch_device(lease)
         torch.set_num_threads(threads)
@@ -41,8 +41,7 @@ def main(run: dict, threads: int, lock_dir, output: dict, log_path: str,
         # starts over when the config changed.
         result = train(setup.model, setup.data, cfg, run_dir,
                        log=lambda message: print(message, flush=True), stale_checkpoint="restart")
-        with atomic_path(output["model"]) as tmp:
-            torch.save(result.best_state, tmp)
+        save_atomic(result.best_state, output["model"])
         write_json_atomic(output["info"], {
             "best_epoch": result.best_epoch, "best_val_metric": result.best_metric,
             "epochs_run": len(result.history), "train_seconds": result.wall_seconds,
