@@ -152,6 +152,19 @@ def test_quick_dry_run_needs_no_slurm_and_requests_a_gpu_per_training_job(tmp_pa
         assert resources["mem_mb"] == str(defaults["mem_mb"])
 
 
+def readme_login_node_rules() -> set[str]:
+    note = re.search(r"\*\*Login node\.\*\*(.*?)\n\n", (PROFILE / "README.md").read_text(), re.S)
+    assert note, "profiles/slurm/README.md has no **Login node.** paragraph"
+    return set(re.findall(r"`(\w+)`", note[1]))
+
+
+def test_readme_names_the_rules_that_run_on_the_login_node():
+    """The README once said fetch_mnist runs as a cluster job; the Snakefile makes it local."""
+    block = re.search(r"^localrules:\n((?:[ \t]+\w+,?\n)+)", (ROOT / "Snakefile").read_text(), re.M)
+    assert readme_login_node_rules() == set(block[1].replace(",", " ").split())
+    assert "cluster job like the rest" not in (PROFILE / "README.md").read_text()
+
+
 def test_full_dry_run_lists_every_training_job():
     result = dry_run()
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
