@@ -278,3 +278,18 @@ def test_every_torch_load_is_weights_only():
     assert {"train.py", "evaluate.py", "decompose.py"} <= set(calls)
     floor = re.search(r'"torch>=([0-9.]+)', (root / "pyproject.toml").read_text())[1]
     assert tuple(int(p) for p in floor.split(".")) >= (2, 6), floor
+
+
+def test_an_unreadable_file_is_not_mistaken_for_a_corrupt_checkpoint(tmp_path, monkeypatch):
+    """An I/O error says nothing about the checkpoint's content: it must not be set aside."""
+    model, data = make_task()
+    train(model, data, TrainConfig(**{**CFG.__dict__, "epochs": 1}), tmp_path, log=lambda m: None)
+
+    def failing_load(*args, **kwargs):
+        raise OSError(5, "Input/output error", str(tmp_path / "checkpoint.pt"))
+
+    monkeypatch.setattr(torch, "load", failing_load)
+    model, data = make_task()
+    with pytest.raises(OSError, match="checkpoint.pt"):
+        train(model, data, CFG, tmp_path, log=lambda m: None)
+    assert (tmp_path / "checkpoint.pt").exists() and not (tmp_path / "checkpoint.pt.corrupt").exists()

@@ -137,7 +137,10 @@ def load_checkpoint(path: Path, device: torch.device | str, log: Callable[[str],
         saved = torch.load(path, map_location=device, weights_only=True)
         if not isinstance(saved, dict) or not all(key in saved for key in CHECKPOINT_KEYS):
             raise ValueError(f"not a training checkpoint (expected the keys {', '.join(CHECKPOINT_KEYS)})")
-    except Exception as error:  # noqa: BLE001 - any unreadable checkpoint is set aside the same way
+    except (OSError, MemoryError, torch.cuda.OutOfMemoryError):
+        raise  # the file may be fine (a disk or network hiccup, no memory): never discard it then
+    except Exception as error:  # noqa: BLE001 - the content is bad: truncated, not a zip, a pickle
+        # with anything but tensors and plain data, or not a checkpoint at all
         aside = _free_name(path.with_name(path.name + ".corrupt"))
         path.rename(aside)
         reason = " ".join(f"{type(error).__name__}: {error}".split())[:500]
