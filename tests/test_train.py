@@ -285,10 +285,14 @@ def test_an_unreadable_file_is_not_mistaken_for_a_corrupt_checkpoint(tmp_path, m
     model, data = make_task()
     train(model, data, TrainConfig(**{**CFG.__dict__, "epochs": 1}), tmp_path, log=lambda m: None)
 
-    def failing_load(*args, **kwargs):
-        raise OSError(5, "Input/output error", str(tmp_path / "checkpoint.pt"))
+    read_bytes = Path.read_bytes
 
-    monkeypatch.setattr(torch, "load", failing_load)
+    def failing_read(path):
+        if path.name == "checkpoint.pt":
+            raise OSError(5, "Input/output error", str(path))
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", failing_read)
     model, data = make_task()
     with pytest.raises(OSError, match="checkpoint.pt"):
         train(model, data, CFG, tmp_path, log=lambda m: None)

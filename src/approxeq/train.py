@@ -132,13 +132,17 @@ def load_checkpoint(path: Path, device: torch.device | str, log: Callable[[str],
     moved aside (kept for a human to look at, never loaded again) and None returned."""
     if not path.exists():
         return None
+    # Read first, parse from memory: an error reading the file (a disk or network hiccup) is
+    # raised as it is and never taken for bad content, which would discard a good checkpoint;
+    # torch's own reader raises OSError for some truncated files, so the two must be told apart.
+    content = path.read_bytes()
     try:
         # weights_only: tensors and plain containers only, so a planted pickle cannot run code.
-        saved = torch.load(path, map_location=device, weights_only=True)
+        saved = torch.load(io.BytesIO(content), map_location=device, weights_only=True)
         if not isinstance(saved, dict) or not all(key in saved for key in CHECKPOINT_KEYS):
             raise ValueError(f"not a training checkpoint (expected the keys {', '.join(CHECKPOINT_KEYS)})")
-    except (OSError, MemoryError, torch.cuda.OutOfMemoryError):
-        raise  # the file may be fine (a disk or network hiccup, no memory): never discard it then
+    except (MemoryError, torch.cuda.OutOfMemoryError):
+        raise  # says nothing about the file
     except Exception as error:  # noqa: BLE001 - the content is bad: truncated, not a zip, a pickle
         # with anything but tensors and plain data, or not a checkpoint at all
         aside = _free_name(path.with_name(path.name + ".corrupt"))
