@@ -4,21 +4,24 @@
 # On a Debian machine, as root: installs SLURM + munge from apt (services kept from
 # auto-starting), starts munged, slurmctld and slurmd by hand with all state in a
 # temporary directory and two fake GPUs (gres.conf + mknod), runs part of the quick
-# workflow through `snakemake --profile profiles/slurm`, checks that the training job ran
-# under SLURM with a GPU assigned by the scheduler (CUDA_VISIBLE_DEVICES), then shuts the
-# cluster down. Without real GPUs torch falls back to the CPU with a warning: expected.
+# workflow through `snakemake --profile profiles/slurm` (two DDMNIST seeds: two training
+# jobs at once), checks that every training job ran under SLURM with a GPU assigned by the
+# scheduler (CUDA_VISIBLE_DEVICES), that two of them ran at the same time and that jobs
+# running at the same time had different GPUs, then shuts the cluster down. Without real
+# GPUs torch falls back to the CPU with a warning: expected. CI (.ci/run) runs it.
 #
 #   sudo .ci/slurm_smoke.sh                 # from the repository root, venv in .venv
 #   SMOKE_TARGET=all .ci/slurm_smoke.sh     # the whole quick report (34 jobs, slower)
 #
 # Environment knobs:
-#   SMOKE_TARGET     snakemake target (default: one training run's metrics.json)
+#   SMOKE_TARGET     snakemake targets, space-separated (default: the metrics.json of two
+#                    training runs, seeds 0 and 1 of DDMNIST C4 cnn)
 #   SMOKE_TIMEOUT    seconds for the snakemake run (default 900)
 #   SMOKE_KEEP=1     keep the cluster's state directory (logs) after the run
 #   VENV             virtualenv to activate (default .venv; empty: use the current PATH)
 #
-# Outputs go to results/slurm_smoke (report: results/slurm_smoke/report.html) and
-# logs/slurm_smoke, both removed first; a quick or paper run in this checkout is left alone.
+# Outputs go to results/slurm_smoke (report: results/slurm_smoke/report.html, logs:
+# results/slurm_smoke/logs), removed first; a quick or paper run in this checkout is left alone.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -26,10 +29,11 @@ cd "$REPO"
 
 RUN_NAME=slurm_smoke
 RESULTS=results/$RUN_NAME
-LOGS=logs/$RUN_NAME
+LOGS=$RESULTS/logs
 REPORT=$RESULTS/report.html
-TRAIN_RUN=ddmnist/C4/cnn/seed0
-SMOKE_TARGET=${SMOKE_TARGET:-$RESULTS/runs/$TRAIN_RUN/metrics.json}
+TRAIN_RUNS=(ddmnist/C4/cnn/seed0 ddmnist/C4/cnn/seed1)   # two at once: one GPU each
+SMOKE_TARGET=${SMOKE_TARGET:-$RESULTS/runs/${TRAIN_RUNS[0]}/metrics.json $RESULTS/runs/${TRAIN_RUNS[1]}/metrics.json}
+read -ra TARGETS <<< "$SMOKE_TARGET"
 SMOKE_TIMEOUT=${SMOKE_TIMEOUT:-900}
 VENV=${VENV-.venv}
 N_GPUS=2
@@ -210,13 +214,13 @@ cvd=$(timeout 60 srun -n1 --gpus=1 --mem=100 -t 1 printenv CUDA_VISIBLE_DEVICES)
 say "srun --gpus=1 -> CUDA_VISIBLE_DEVICES=$cvd"
 
 # ---------------------------------------------------------------- the workflow --------
-rm -rf "$RESULTS" "$LOGS" "$REPORT"
+rm -rf "$RESULTS" "$REPORT"
 # The profile is used as it is (default partition, no account); only the status polling
 # is made faster for seconds-long jobs. The target goes first: --config takes several values.
 say "snakemake --profile profiles/slurm --configfile config.quick.yaml $SMOKE_TARGET"
 T_RUN=$(date +%s)
 set +e
-timeout "$SMOKE_TIMEOUT" snakemake "$SMOKE_TARGET" \
+timeout "$SMOKE_TIMEOUT" snakemake "${TARGETS[@]}" \
     --profile profiles/slurm \
     --configfile config.quick.yaml \
     --config results="$RESULTS" report="$REPORT" run_name="$RUN_NAME" \
@@ -230,16 +234,19 @@ say "snakemake exit status $rc after $(( $(date +%s) - T_RUN )) s"
 [ "$rc" = 0 ] || die "snakemake failed"
 
 # ---------------------------------------------------------------- checks --------------
-[ -s "$RESULTS/runs/$TRAIN_RUN/metrics.json" ] || die "no metrics.json for $TRAIN_RUN"
-train_log=$LOGS/train/$TRAIN_RUN.log
-[ -f "$train_log" ] || die "no training log $train_log"
-device_line=$(grep -m1 '^device ' "$train_log" || true)
-say "training log: $device_line"
-[[ "$device_line" =~ ^device\ cuda:GPU[0-9]+\ \(slurm\) ]] \
-    || die "the training job did not get a SLURM-assigned GPU (see $train_log)"
+for run in "${TRAIN_RUNS[@]}"; do
+    [ -s "$RESULTS/runs/$run/metrics.json" ] || die "no metrics.json for $run"
+    train_log=$LOGS/train/$run.log
+    [ -f "$train_log" ] || die "no training log $train_log"
+    device_line=$(grep -m1 '^device ' "$train_log" || true)
+    say "training log of $run: $device_line"
+    [[ "$device_line" =~ ^device\ cuda:GPU[0-9]+\ \(slurm\) ]] \
+        || die "the training job $run did not get a SLURM-assigned GPU (see $train_log)"
+done
 grep -q 'CUDA is not available; using the CPU' "$train_log" \
     && say "(no real GPU here: torch fell back to the CPU, as expected)"
-# Every training run of this test: a SLURM-assigned GPU, and never two at once on one GPU.
+# Every training run of this test: a SLURM-assigned GPU, never two at once on one GPU, and at
+# least two at once (else the test proved nothing about sharing).
 python - "$RESULTS/runs" <<'EOF' || die "GPU assignment check failed"
 import json, sys
 from pathlib import Path
@@ -255,9 +262,15 @@ for gpu, spans in by_gpu.items():
     spans.sort()
     for (_, end, a), (start, _, b) in zip(spans, spans[1:]):
         assert end <= start, f"{a} and {b} overlapped on {gpu}"
+spans = sorted((info["started_at"], info["finished_at"], info["device"], name)
+               for name, info in runs.items())
+concurrent = [(a, b) for i, a in enumerate(spans) for b in spans[i + 1:] if b[0] < a[1]]
+assert concurrent, f"no two training jobs ran at the same time: {spans}"
+for a, b in concurrent:
+    assert a[2] != b[2], f"{a[3]} and {b[3]} ran at the same time on {a[2]}"
 devices = sorted({info["device"] for info in runs.values()})
-overlap = "none shared a GPU" if by_gpu else "no start/finish times to check for overlap"
-print(f"[slurm-smoke] {len(runs)} training run(s) on {', '.join(devices)}; {overlap}")
+print(f"[slurm-smoke] {len(runs)} training runs on {', '.join(devices)}; "
+      f"{len(concurrent)} pair(s) ran at the same time, each pair on two different GPUs")
 EOF
 # What the profile asked SLURM for (finished jobs stay in slurmctld for MinJobAge=300 s).
 train_job=$(squeue -h -t all -o '%i %k' | awk '$2 ~ /^rule_train_/ {print $1}' | head -n1)

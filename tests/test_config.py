@@ -158,3 +158,65 @@ def test_medmnist_checks_name_the_key():
     small["medmnist"]["network"].update(c=2, latent_dim=16)
     with pytest.raises(ConfigError, match=r"medmnist.network.latent_dim = 16 is smaller than \|O\| = 24"):
         check_config(small)
+
+
+@pytest.mark.parametrize("path, value, expected", [
+    (("ddmnist", "models", "ours", "lr", "C4"), float("inf"), r"ddmnist.models.ours.lr.C4 must be a finite number"),
+    (("ddmnist", "models", "cnn", "lr", "D1"), 1e6, r"ddmnist.models.cnn.lr.D1 = 1e\+06 is not a usable learning rate"),
+    (("exploratory", "experiments", "tmnist", "training", "lr"), 1e6,
+     r"exploratory.experiments.tmnist.training.lr = 1e\+06 is not a usable learning rate"),
+    (("smoke", "training", "lr"), float("inf"), r"smoke.training.lr must be a finite number"),
+    (("smoke", "training", "weight_decay"), float("nan"), r"smoke.training.weight_decay must be a finite number"),
+    (("compute", "divergence_factor"), float("inf"), r"compute.divergence_factor must be a finite number"),
+])
+def test_non_finite_numbers_and_absurd_learning_rates_are_refused_naming_the_key(path, value, expected):
+    config = validated(load("config.yaml"))  # .inf / .nan pass the schema's number type
+    node = config
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    validate(copy.deepcopy(config), SCHEMA)
+    with pytest.raises(ConfigError, match=expected):
+        check_config(config)
+
+
+def test_yaml_infinity_is_refused_from_a_config_file():
+    config = load("config.yaml")
+    update_config(config, yaml.safe_load("smoke:\n  training: {lr: .inf}\n"))
+    with pytest.raises(ConfigError, match="smoke.training.lr must be a finite number"):
+        check_config(validated(config))
+
+
+def test_training_guard_and_gpu_wait_keys():
+    config = validated(load("config.yaml"))
+    assert config["compute"]["divergence_factor"] == 1000 and config["compute"]["gpu_wait_seconds"] is None
+    for key, value in (("divergence_factor", 1), ("gpu_wait_seconds", 0), ("gpu_wait_seconds", "10")):
+        bad = load("config.yaml")
+        bad["compute"][key] = value
+        with pytest.raises(WorkflowError, match=key):
+            validate(bad, SCHEMA)
+    config["compute"].update(divergence_factor=None, gpu_wait_seconds=600)
+    check_config(validated(config))
+
+
+def test_missing_local_mnist_folder_is_refused_before_any_job(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative paths are taken from the working directory, as jobs do
+    config = validated(load("config.yaml"))
+    config["mnist"]["sources"] = [{"kind": "local", "path": "no/such/mnist"}]
+    with pytest.raises(ConfigError, match=r"mnist.sources\[0\].path = 'no/such/mnist': no/such/mnist does not exist"):
+        check_config(config)
+    (tmp_path / "no/such/mnist").mkdir(parents=True)
+    with pytest.raises(ConfigError, match=r"has neither NAME nor NAME.gz for train-images-idx3-ubyte"):
+        check_config(config)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte.gz",
+                 "t10k-labels-idx1-ubyte"):
+        (tmp_path / "no/such/mnist" / name).write_bytes(b"")  # hashes are checked when fetched
+    check_config(config)
+    # a missing local folder before another source is a fallback chain (config.quick.yaml), fine
+    config["mnist"]["sources"] = [{"kind": "local", "path": "elsewhere"}, {"kind": "synthetic"}]
+    check_config(config)
+    # and once MNIST is installed, its sources are not read again
+    config["mnist"]["sources"] = [{"kind": "local", "path": "elsewhere"}]
+    (tmp_path / config["mnist"]["dir"]).mkdir(parents=True)
+    (tmp_path / config["mnist"]["dir"] / "source.json").write_text("{}")
+    check_config(config)

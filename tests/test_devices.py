@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import runpy
 import shutil
 import subprocess
 import sys
@@ -224,3 +225,37 @@ def test_lock_is_released_when_the_holder_dies(tmp_path):
         proc.wait(timeout=30)
     with acquire_device(tmp_path / "locks", env=env, timeout_seconds=5) as lease:
         assert lease.gpu_id == "7"
+
+
+# --- waiting for a GPU: logged periodically with the holders, limited by a config key -----
+
+def test_waiting_is_logged_periodically_naming_the_pids_holding_the_locks(tmp_path):
+    lock_dir = tmp_path / "locks"
+    env = {"APPROXEQ_FAKE_GPUS": "0,1"}
+    held = [acquire_device(lock_dir, env=env, timeout_seconds=0) for _ in range(2)]
+    messages = []
+    with pytest.raises(TimeoutError) as raised:
+        acquire_device(lock_dir, env=env, poll_seconds=0.01, timeout_seconds=0.5,
+                       log_every_seconds=0.1, log=messages.append)
+    pids = f"GPU 0: PID {os.getpid()}, GPU 1: PID {os.getpid()}"
+    assert 3 <= len(messages) <= 7, messages  # once per 0.1 s, not once and not every poll
+    assert all("waiting for a GPU" in m and pids in m and "limit 0.5 s" in m for m in messages)
+    assert pids in str(raised.value) and "compute.gpu_wait_seconds = 0.5" in str(raised.value)
+    for lease in held:
+        lease.release()
+
+
+def test_train_job_gives_up_after_the_configured_gpu_wait(tmp_path, monkeypatch):
+    """workflow/scripts/train.py passes compute.gpu_wait_seconds on; the wait comes before any
+    data is read, so a bare run dict is enough here."""
+    script = runpy.run_path(str(Path(__file__).resolve().parents[1] / "workflow/scripts/train.py"))
+    monkeypatch.setenv("APPROXEQ_FAKE_GPUS", "0")
+    lock_dir = tmp_path / "locks"
+    with acquire_device(lock_dir, timeout_seconds=0):
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match=rf"GPU 0: PID {os.getpid()}"):
+            script["main"]({"seed": 0}, 1, str(lock_dir), {"model": str(tmp_path / "run/model.pt")},
+                           str(tmp_path / "train.log"), 1000.0, 0.3)
+        assert time.monotonic() - started < 10
+    log = (tmp_path / "train.log").read_text()
+    assert "waiting for a GPU" in log and "TimeoutError: no free GPU among 0 after" in log

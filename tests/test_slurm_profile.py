@@ -54,14 +54,17 @@ def rule_resources(output: str, rule: str) -> list[dict[str, str]]:
 
 
 def expected_train_jobs(*configfiles: str) -> int:
-    """DDMNIST groups × models × seeds plus exploratory experiments × seeds."""
+    """DDMNIST groups × models × seeds plus exploratory experiments × seeds, SMOKE models × seeds
+    and MedMNIST3D data sets × models × seeds."""
     config = load(ROOT / "config.yaml")
     for name in configfiles:
         update_config(config, load(ROOT / name))
     ddm, exploratory, smoke = config["ddmnist"], config["exploratory"], config["smoke"]
+    medmnist = config["medmnist"]
     return (len(ddm["groups"]) * len(ddm["models"]) * len(ddm["seeds"])
             + len(exploratory["experiments"]) * len(exploratory["seeds"])
-            + len(smoke["models"]) * len(smoke["seeds"]))
+            + len(smoke["models"]) * len(smoke["seeds"])
+            + len(medmnist["datasets"]) * len(medmnist["models"]) * len(medmnist["seeds"]))
 
 
 SLURM_COMMANDS = {"sbatch", "srun", "sinfo", "squeue", "sacct", "scontrol", "sacctmgr", "sshare"}
@@ -152,11 +155,25 @@ def test_quick_dry_run_needs_no_slurm_and_requests_a_gpu_per_training_job(tmp_pa
         assert resources["mem_mb"] == str(defaults["mem_mb"])
 
 
+def readme_login_node_rules() -> set[str]:
+    note = re.search(r"\*\*Login node\.\*\*(.*?)\n\n", (PROFILE / "README.md").read_text(), re.S)
+    assert note, "profiles/slurm/README.md has no **Login node.** paragraph"
+    return set(re.findall(r"`(\w+)`", note[1]))
+
+
+def test_readme_names_the_rules_that_run_on_the_login_node():
+    """The README once said fetch_mnist runs as a cluster job; the Snakefile makes it local."""
+    block = re.search(r"^localrules:\n((?:[ \t]+\w+,?\n)+)", (ROOT / "Snakefile").read_text(), re.M)
+    assert readme_login_node_rules() == set(block[1].replace(",", " ").split())
+    assert "cluster job like the rest" not in (PROFILE / "README.md").read_text()
+
+
 def test_full_dry_run_lists_every_training_job():
     result = dry_run()
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
     counts = job_counts(result.stdout)
     # DDMNIST groups × models × seeds + 3 exploratory experiments × 5 seeds + 3 SMOKE models × 5 seeds
-    assert counts["train"] == 3 * 2 * 5 + 3 * 5 + 3 * 5 == expected_train_jobs()
-    assert counts["evaluate"] == 60
+    # + 3 MedMNIST3D data sets × 3 models × 5 seeds
+    assert counts["train"] == 3 * 2 * 5 + 3 * 5 + 3 * 5 + 3 * 3 * 5 == expected_train_jobs()
+    assert counts["evaluate"] == 105
     assert "results/runs/ddmnist/D4/ours/seed4/model.pt" in result.stdout

@@ -1,5 +1,11 @@
-"""The trainer: bit-identical reruns, exact resume, NaN stops, the best state is a copy."""
+"""The trainer: bit-identical reruns, exact resume, NaN and divergence stops, the best state is a
+copy, untrusted checkpoints, the run-folder lock."""
+import ast
 import json
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,11 +15,12 @@ from torch import nn
 from approxeq.actions import image_action, trivial_action
 from approxeq.evaluate import accuracy, latent_equivariance_error
 from approxeq.groups import group_from_name
+from approxeq.io import LockHeldError
 from approxeq.loss import LossWeights, method_objective
 from approxeq.models import EncoderHead
 from approxeq.representations import apply_matrices, latent_representation
-from approxeq.train import (NonFiniteLossError, TaskData, TrainConfig, discard_finished_checkpoint,
-                            seed_everything, train)
+from approxeq.train import (DivergedError, NonFiniteLossError, TaskData, TrainConfig, seed_everything,
+                            train)
 
 SIZE, D = 8, 10
 
@@ -74,7 +81,6 @@ def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path):
     model, data = make_task()
     with pytest.raises(KeyboardInterrupt):
         train(model, data, CFG, tmp_path / "resumed", log=lambda m: None, on_epoch_end=crash_after_two)
-    discard_finished_checkpoint(tmp_path / "resumed", CFG.epochs)  # unfinished: kept
     messages = []
     model, data = make_task(seed=99)  # fresh process: different init, must be overwritten by the checkpoint
     resumed = train(model, data, CFG, tmp_path / "resumed", log=messages.append)
@@ -139,9 +145,6 @@ def test_early_stopping_with_patience(tmp_path):
     again = train(model, data, cfg, tmp_path, log=lambda m: None)
     assert len(again.history) == 3
     assert len((tmp_path / "history.jsonl").read_text().splitlines()) == 3
-    # the workflow discards a finished checkpoint, so a rerun job trains again
-    discard_finished_checkpoint(tmp_path, cfg.epochs, log=lambda m: None)
-    assert not (tmp_path / "checkpoint.pt").exists()
 
 
 def test_latent_equivariance_error_is_zero_for_the_identity_action():
@@ -150,3 +153,147 @@ def test_latent_equivariance_error_is_zero_for_the_identity_action():
     assert error["latent_equivariance_mse"] == 0.0
     error = latent_equivariance_error(model, data.x_val, 4, *data.actions)
     assert error["latent_equivariance_mse"] > 0 and error["latent_equivariance_relative"] > 0
+
+
+# --- checkpoints that cannot be trusted, divergence, the run-folder lock ---------------
+
+class _Exploit:
+    """Unpickling this runs code: writes `marker`. A planted checkpoint.pt must never do that."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').write('pwned')",))
+
+
+def test_planted_checkpoint_cannot_run_code(tmp_path):
+    run_dir, marker = tmp_path / "run", tmp_path / "pwned"
+    run_dir.mkdir()
+    torch.save({"fingerprint": CFG.fingerprint(), "model": _Exploit(marker), "optimizer": {},
+                "scheduler": {}, "state": {}}, run_dir / "checkpoint.pt")
+    messages = []
+    model, data = make_task()
+    result = train(model, data, CFG, run_dir, log=messages.append)
+    assert not marker.exists()
+    assert len(result.history) == CFG.epochs  # trained from scratch instead
+    assert (run_dir / "checkpoint.pt.corrupt").exists()
+    assert any(str(run_dir / "checkpoint.pt") in m and "moved" in m for m in messages)
+
+
+def test_truncated_checkpoint_is_named_set_aside_and_training_starts_over(tmp_path):
+    model, data = make_task()
+    straight = train(model, data, CFG, tmp_path / "straight", log=lambda m: None)
+    path = tmp_path / "straight" / "checkpoint.pt"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # a crash mid-copy, a full disk
+    messages = []
+    model, data = make_task()
+    again = train(model, data, CFG, tmp_path / "straight", log=messages.append)
+    assert any(str(path) in m and "cannot be loaded" in m and "checkpoint.pt.corrupt" in m
+               for m in messages), messages
+    assert (tmp_path / "straight" / "checkpoint.pt.corrupt").exists()
+    assert strip_timing(again.history) == strip_timing(straight.history)
+    # a second corrupt checkpoint does not overwrite the first one set aside
+    path.write_bytes(b"not a zip")
+    model, data = make_task()
+    train(model, data, CFG, tmp_path / "straight", log=lambda m: None)
+    assert (tmp_path / "straight" / "checkpoint.pt.corrupt.1").read_bytes() == b"not a zip"
+
+
+def test_finished_checkpoint_of_the_same_config_is_reused(tmp_path):
+    model, data = make_task()
+    first = train(model, data, CFG, tmp_path, log=lambda m: None)
+    messages, epochs = [], []
+    model, data = make_task(seed=7)
+    again = train(model, data, CFG, tmp_path, log=messages.append, on_epoch_end=epochs.append,
+                  stale_checkpoint="restart")
+    assert epochs == [] and any("reusing the finished" in m for m in messages)
+    for key in first.best_state:
+        assert torch.equal(again.best_state[key], first.best_state[key])
+    # the divergence guard is not part of what a run computes: changing it reuses the checkpoint
+    model, data = make_task()
+    train(model, data, TrainConfig(**{**CFG.__dict__, "divergence_factor": None}), tmp_path,
+          log=lambda m: None, on_epoch_end=epochs.append)
+    assert epochs == []
+
+
+def test_exploding_loss_stops_the_run_as_diverged(tmp_path):
+    model, data = make_task()
+    absurd = TrainConfig(**{**CFG.__dict__, "lr": 1e6})
+    with pytest.raises(DivergedError, match=r"training diverged: mean loss .* in epoch 1 is more than "
+                                            r"1000 × the untrained model's loss"):
+        train(model, data, absurd, tmp_path / "guarded", log=lambda m: None)
+    assert not (tmp_path / "guarded" / "checkpoint.pt").exists()  # nothing of the blown-up epoch kept
+    # without the guard the same run trains on to a finite, useless loss: the guard is what stops it
+    model, data = make_task()
+    result = train(model, data, TrainConfig(**{**absurd.__dict__, "divergence_factor": None}),
+                   tmp_path / "unguarded", log=lambda m: None)
+    assert len(result.history) == CFG.epochs
+
+
+def test_nan_loss_is_reported_as_diverged(tmp_path):
+    model, data = make_task(nan=True)
+    with pytest.raises(DivergedError, match="training diverged: loss is nan"):
+        train(model, data, CFG, tmp_path, log=lambda m: None)
+
+
+HOLD_RUN_FOLDER = """
+import sys, time
+from approxeq.io import run_folder_lock
+with run_folder_lock(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_second_trainer_in_the_same_run_folder_is_refused(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_RUN_FOLDER, str(tmp_path)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        model, data = make_task()
+        with pytest.raises(LockHeldError, match=rf"run folder {tmp_path} is in use by another "
+                                                rf"process \(PID {holder.pid} on "):
+            train(model, data, CFG, tmp_path, log=lambda m: None)
+        assert not (tmp_path / "checkpoint.pt").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    model, data = make_task()  # the lock went with the holder (even killed): training proceeds
+    assert len(train(model, data, CFG, tmp_path, log=lambda m: None).history) == CFG.epochs
+
+
+def test_every_torch_load_is_weights_only():
+    """A pickle can run code when loaded: every torch.load of the project passes weights_only=True
+    (the default only from torch 2.6, which pyproject.toml requires)."""
+    root = Path(__file__).resolve().parents[1]
+    calls = []
+    for path in [*root.glob("src/**/*.py"), *root.glob("workflow/**/*.py"), *root.glob("benchmarks/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) == "torch.load":
+                calls.append(path.name)
+                keywords = {k.arg: k.value for k in node.keywords}
+                assert "weights_only" in keywords and ast.literal_eval(keywords["weights_only"]) is True, \
+                    f"{path}:{node.lineno}: torch.load without weights_only=True"
+    assert {"train.py", "evaluate.py", "decompose.py"} <= set(calls)
+    floor = re.search(r'"torch>=([0-9.]+)', (root / "pyproject.toml").read_text())[1]
+    assert tuple(int(p) for p in floor.split(".")) >= (2, 6), floor
+
+
+def test_an_unreadable_file_is_not_mistaken_for_a_corrupt_checkpoint(tmp_path, monkeypatch):
+    """An I/O error says nothing about the checkpoint's content: it must not be set aside."""
+    model, data = make_task()
+    train(model, data, TrainConfig(**{**CFG.__dict__, "epochs": 1}), tmp_path, log=lambda m: None)
+
+    read_bytes = Path.read_bytes
+
+    def failing_read(path):
+        if path.name == "checkpoint.pt":
+            raise OSError(5, "Input/output error", str(path))
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", failing_read)
+    model, data = make_task()
+    with pytest.raises(OSError, match="checkpoint.pt"):
+        train(model, data, CFG, tmp_path, log=lambda m: None)
+    assert (tmp_path / "checkpoint.pt").exists() and not (tmp_path / "checkpoint.pt.corrupt").exists()

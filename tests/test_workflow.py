@@ -84,12 +84,18 @@ def test_single_table_target_builds_only_what_it_needs(tmp_path):
     assert job_counts(result.stdout)["train"] == 3
 
 
-def test_bad_config_stops_before_any_job(tmp_path):
+@pytest.mark.parametrize("text, expected", [
+    ("ddmnist:\n  training: {epochz: 3}\n", "epochz"),
+    ("mnist:\n  sources: [{kind: local, path: no/such/mnist}]\n", "mnist.sources[0].path"),
+    ("ddmnist:\n  models: {cnn: {label: CNN, lr: {C4: .inf, D1: 1.0e-3, D4: 5.0e-4}, "
+     "lambda: {C4: 0, D1: 0, D4: 0}}}\n", "ddmnist.models.cnn.lr.C4"),
+])
+def test_bad_config_stops_before_any_job(tmp_path, text, expected):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("ddmnist:\n  training: {epochz: 3}\n")
+    bad.write_text(text)
     result = snakemake("-n", "--configfile", str(bad), "--directory", str(tmp_path), cwd=ROOT)
     assert result.returncode != 0
-    assert "epochz" in result.stdout + result.stderr
+    assert expected in result.stdout + result.stderr
     assert "Job stats" not in result.stdout
 
 
@@ -150,7 +156,7 @@ def test_tiny_synthetic_run_end_to_end_on_two_simulated_gpus(tmp_path):
     assert "SYNTHETIC DATA" in report and "QUICK RUN" in report
     assert "SYNTHETIC DATA" in (tmp_path / "results/tables/table4.html").read_text()
     assert "SYNTHETIC" in (tmp_path / "results/tables/table4.tex").read_text()
-    assert (tmp_path / "logs/pytest/train/ddmnist/D4/ours/seed0.log").read_text().count("epoch") >= 2
+    assert (tmp_path / "results/logs/train/ddmnist/D4/ours/seed0.log").read_text().count("epoch") >= 2
     for number in (1, 2, 3):  # Tables 1-3: a count in every cell of every run
         table = pd.read_csv(tmp_path / f"results/tables/table{number}.csv")
         runs_only = table[~table["run"].isin(["mean", "std"])]
@@ -204,3 +210,102 @@ def test_quick_profile_end_to_end(tmp_path):
         assert abs(mnist["train_images"].mean() - 33.318) < 1e-3
         assert np.bincount(mnist["train_labels"]).tolist() == [
             5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+
+
+def test_logs_live_in_the_results_folder(tmp_path):
+    """Two configurations with different `results:` folders never share a log (run_name alone
+    used to decide, and a log was truncated when its job ran again)."""
+    result = snakemake("-n", "--directory", str(tmp_path), "other/run1/runs/ddmnist/C4/cnn/seed0/model.pt",
+                       "--config", "results=other/run1", cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "log: other/run1/logs/train/ddmnist/C4/cnn/seed0.log" in result.stdout
+    assert "log: other/run1/logs/fetch_mnist.log" in result.stdout
+
+
+CRASH_CONFIG = {
+    "run_name": "crash", "quick": True, "results": "results", "report": "report.html",
+    "compute": {"train_threads": 1},
+    "mnist": {"dir": "resources/mnist", "sources": [
+        {"kind": "synthetic", "n_train": 600, "n_test": 200, "seed": 0}]},
+    "ddmnist": {"groups": ["C4"], "seeds": [0], "per_class": {"train": 2, "val": 1, "test": 1},
+                "artefacts": {"C4": True},
+                "training": {"batch_size": 50, "epochs": 4, "patience": 4}},
+}
+CRASH_RUN = "results/runs/ddmnist/C4/cnn/seed0"
+TIMINGS = ("train_seconds",)
+
+
+def run_outputs(run_dir: Path) -> tuple[dict, dict]:
+    import torch
+    model = torch.load(run_dir / "model.pt", weights_only=True)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return model, {k: v for k, v in metrics.items() if k not in TIMINGS}
+
+
+def assert_same_run(a: tuple[dict, dict], b: tuple[dict, dict]) -> None:
+    import torch
+    assert a[0].keys() == b[0].keys()
+    assert all(torch.equal(a[0][k], b[0][k]) for k in a[0])
+    assert a[1] == b[1]
+
+
+def last_attempt(log: Path) -> str:
+    from approxeq.logs import ATTEMPT_HEADER
+    return log.read_text().rsplit(ATTEMPT_HEADER, 1)[-1]
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_and_finished_training_is_reused(tmp_path):
+    """Through Snakemake: (1) an uninterrupted tiny run; (2) its outputs removed, the checkpoint of
+    the finished training kept (an orphan that finished after Snakemake was killed): the rerun
+    reuses it and trains nothing; (3) the run trained again and its trainer SIGKILLed after the
+    first checkpoint: the rerun resumes, and model.pt (byte for byte) and the metrics equal (1)'s.
+    The training log keeps every attempt."""
+    import signal
+    import time
+
+    import torch
+
+    (tmp_path / "crash.yaml").write_text(yaml.safe_dump(CRASH_CONFIG))
+    options = ("--configfile", str(tmp_path / "crash.yaml"), "--directory", str(tmp_path), "--cores", "1")
+    run_dir, log = tmp_path / CRASH_RUN, tmp_path / "results/logs/train/ddmnist/C4/cnn/seed0.log"
+
+    result = snakemake(f"{CRASH_RUN}/metrics.json", *options, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-5000:]
+    straight, straight_bytes = run_outputs(run_dir), (run_dir / "model.pt").read_bytes()
+    assert "epoch   4/4" in last_attempt(log)
+
+    for name in ("model.pt", "train.json", "history.jsonl"):
+        (run_dir / name).unlink()
+    result = snakemake(f"{CRASH_RUN}/model.pt", *options, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-5000:]
+    attempt = last_attempt(log)
+    assert "reusing the finished" in attempt and "epoch   1/4" not in attempt, attempt
+    assert (run_dir / "model.pt").read_bytes() == straight_bytes
+
+    for path in run_dir.iterdir():
+        path.unlink()
+    proc = subprocess.Popen([*SNAKEMAKE, f"{CRASH_RUN}/model.pt", *options], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "APPROXEQ_FAKE_GPUS": ""})
+    try:
+        deadline = time.monotonic() + 120
+        while not (run_dir / "checkpoint.pt").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint was written"
+            time.sleep(0.005)
+        pid = int(re.match(r"PID (\d+) ", (run_dir / ".train.lock").read_text())[1])
+        os.kill(pid, signal.SIGKILL)
+        assert proc.wait(timeout=60) != 0
+    finally:
+        proc.kill()
+        proc.wait()
+    epoch = torch.load(run_dir / "checkpoint.pt", weights_only=True)["state"]["epoch"]
+    assert 1 <= epoch < 4, f"the kill came too late (after epoch {epoch})"
+    assert not (run_dir / "model.pt").exists()
+
+    result = snakemake(f"{CRASH_RUN}/metrics.json", *options, "--rerun-incomplete", cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-5000:]
+    assert f"resumed from {CRASH_RUN}/checkpoint.pt after epoch {epoch}" in last_attempt(log)
+    assert_same_run(run_outputs(run_dir), straight)
+    assert (run_dir / "model.pt").read_bytes() == straight_bytes
+    assert log.read_text().count("===== attempt started") == 4  # every attempt's log kept

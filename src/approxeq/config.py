@@ -2,16 +2,70 @@
 schema validation, so a bad value stops the workflow before any job starts."""
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 from .groups import group_from_name
 from .ddmnist import product_group
+from .mnist import SOURCE_RECORD, local_source_problem
 from .rotations import d3_image_action
+
+# Adam's step is about lr per parameter and step: beyond 1 a run can only blow up (lr = 1e6 ran
+# to a loss of 7e12 without a single NaN), so a larger value is a typo, refused before any job.
+MAX_LR = 1.0
 
 
 class ConfigError(ValueError):
     """A configuration value that cannot work; the message names the key."""
 
 
+def _walk(node, key: str = ""):
+    """(dotted key, value) of every leaf of a nested config."""
+    if isinstance(node, dict):
+        for name, value in node.items():
+            yield from _walk(value, f"{key}.{name}" if key else str(name))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _walk(value, f"{key}[{i}]")
+    else:
+        yield key, node
+
+
+def check_numbers(config: dict) -> None:
+    """No NaN or infinity anywhere (YAML's .nan / .inf pass a schema's number type), and every
+    learning rate (any key `lr`, also per group) finite and in (0, MAX_LR]."""
+    for key, value in _walk(config):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key} must be a finite number, got {value}")
+        is_lr = key.endswith(".lr") or ".lr." in key or key == "lr"
+        if is_lr and isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and not 0 < value <= MAX_LR:
+            raise ConfigError(f"{key} = {value:g} is not a usable learning rate: it must be > 0 "
+                              f"and at most {MAX_LR:g}")
+
+
+def check_mnist_sources(mnist: dict) -> None:
+    """Local MNIST folders must exist (with the four files) when nothing else could deliver: when
+    every source is local. Later non-local sources are fallbacks (the quick configuration tries
+    resources/mnist first, which only a full run creates), and once MNIST is installed in
+    mnist.dir no source is read again, so neither case is an error."""
+    if (Path(mnist["dir"]) / SOURCE_RECORD).exists():
+        return
+    problems = []
+    for i, source in enumerate(mnist["sources"]):
+        if source["kind"] != "local":
+            return
+        problem = local_source_problem(source["path"])
+        if problem is None:
+            return
+        problems.append(f"mnist.sources[{i}].path = {source['path']!r}: {problem}")
+    raise ConfigError("no MNIST source can deliver (every source is a local folder): "
+                      + "; ".join(problems))
+
+
 def check_config(config: dict) -> None:
+    check_numbers(config)
+    check_mnist_sources(config["mnist"])
     ddm = config["ddmnist"]
     for model, settings in ddm["models"].items():
         for key in ("lr", "lambda"):

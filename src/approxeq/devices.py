@@ -148,17 +148,32 @@ def _try_lock(path: Path) -> int | None:
     return fd
 
 
+def lock_holders(lock_dir: Path, ids: list[str]) -> str:
+    """"GPU 0: PID 123, GPU 1: PID 456": who holds each GPU's lock, as its holder wrote it."""
+    holders = []
+    for gpu_id in ids:
+        try:
+            pid = (lock_dir / _lock_name(gpu_id)).read_text().strip()
+        except OSError:
+            pid = ""
+        holders.append(f"GPU {gpu_id}: PID {pid or '?'}")
+    return ", ".join(holders)
+
+
 def acquire_device(
     lock_dir: str | os.PathLike | None = None,
     env: Mapping[str, str] = os.environ,
     poll_seconds: float = 5.0,
     timeout_seconds: float | None = None,
     log: Callable[[str], object] = print,
+    log_every_seconds: float = 60.0,
 ) -> DeviceLease:
     """Claim a device for this process; see the module docstring.
 
     With GPUs and no SLURM assignment, waits (polling every `poll_seconds`) until one of
-    them is free; raises TimeoutError after `timeout_seconds` (None: wait for ever).
+    them is free; raises TimeoutError after `timeout_seconds` (None: wait for ever). While it
+    waits it logs, every `log_every_seconds`, how long it has waited and which PIDs hold the
+    locks, so a job stuck behind another is visible in its log.
     On success sets ``os.environ["CUDA_VISIBLE_DEVICES"]`` to the claimed id.
     """
     if env.get("SLURM_JOB_ID") and _split_ids(env.get("CUDA_VISIBLE_DEVICES", "")):
@@ -171,6 +186,7 @@ def acquire_device(
     lock_dir.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     waited = False
+    next_log = start
     while True:
         for gpu_id in ids:
             path = lock_dir / _lock_name(gpu_id)
@@ -187,15 +203,20 @@ def acquire_device(
             if waited:
                 log(f"got GPU {gpu_id} after {time.monotonic() - start:.1f} s")
             return DeviceLease("cuda", gpu_id, "lock", path, fd)
-        elapsed = time.monotonic() - start
+        now = time.monotonic()
+        elapsed = now - start
         if timeout_seconds is not None and elapsed >= timeout_seconds:
             raise TimeoutError(
-                f"no free GPU among {', '.join(ids)} after {elapsed:.1f} s: "
-                f"all locks in {lock_dir} are held")
-        if not waited:
-            log(f"all GPUs ({', '.join(ids)}) are in use (locks in {lock_dir}); "
+                f"no free GPU among {', '.join(ids)} after {elapsed:.1f} s "
+                f"(compute.gpu_wait_seconds = {timeout_seconds:g}): all locks in {lock_dir} are "
+                f"held ({lock_holders(lock_dir, ids)})")
+        if now >= next_log:
+            limit = "no limit" if timeout_seconds is None else f"limit {timeout_seconds:g} s"
+            log(f"waiting for a GPU ({elapsed:.0f} s so far, {limit}): all of {', '.join(ids)} "
+                f"are in use ({lock_holders(lock_dir, ids)}; locks in {lock_dir}); "
                 f"retrying every {poll_seconds:g} s")
             waited = True
+            next_log = now + log_every_seconds
         time.sleep(poll_seconds if timeout_seconds is None
                    else max(0.0, min(poll_seconds, timeout_seconds - elapsed)))
 

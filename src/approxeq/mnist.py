@@ -137,6 +137,19 @@ def _gunzip(src: Path, dst: Path) -> None:
         _copy_capped(handle, dst, f"{src} (decompressed)")
 
 
+def local_source_problem(directory: str | Path) -> str | None:
+    """Why a local source at `directory` cannot deliver the four files, or None if it can (their
+    hashes are checked when they are fetched). For the configuration check, before any job."""
+    directory = Path(directory).expanduser()
+    if not directory.is_dir():
+        return f"{directory} is not a directory" if directory.exists() else f"{directory} does not exist"
+    missing = [name for name in MNIST_FILES.values()
+               if not (directory / name).is_file() and not (directory / f"{name}.gz").is_file()]
+    if missing:
+        return f"{directory} has neither NAME nor NAME.gz for {', '.join(missing)}"
+    return None
+
+
 def _collect_dir(directory: Path, staging: Path) -> dict[str, Path]:
     """Copy the four files, uncompressed or as `.gz`, from `directory` into `staging`.
     Copying first means the bytes we verify are exactly the bytes we install."""

@@ -2,19 +2,80 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
 
+RUN_KEYS = ("experiment", "group", "model", "seed")
 
-def collect_metrics(paths: list[str | Path]) -> pd.DataFrame:
-    """One row per run from the runs' metrics.json files."""
-    rows = [json.loads(Path(p).read_text()) for p in paths]
-    return pd.DataFrame(rows).sort_values(["experiment", "group", "model", "seed"], ignore_index=True)
+
+class MetricError(ValueError):
+    """A run's metric that a table needs is missing or not a finite number; the message names the
+    run. Refused because pandas would silently skip it (a mean over the other seeds, or no row
+    of ours at all beside the paper's)."""
+
+
+def run_name(record) -> str:
+    """experiment/group/model/seedN of a metrics record (dict or table row)."""
+    return "/".join(str(record.get(k, "?")) if k != "seed" else f"seed{record.get(k, '?')}"
+                    for k in RUN_KEYS)
+
+
+def require_finite(records, keys, what: str) -> None:
+    """Refuse (MetricError) any record lacking one of `keys` or holding a value there that is not
+    a finite number, naming every such run and key. `records`: dicts or a DataFrame of runs."""
+    if isinstance(records, pd.DataFrame):
+        records = records.to_dict("records")
+    problems = []
+    for record in records:
+        for key in keys:
+            value = record.get(key)
+            if value is None:
+                problems.append(f"{run_name(record)}: no {key}")
+                continue
+            try:
+                finite = math.isfinite(value)
+            except TypeError:
+                finite = False
+            if isinstance(value, bool) or not finite:
+                problems.append(f"{run_name(record)}: {key} = {value!r}")
+    if problems:
+        raise MetricError(f"{what} needs every run's {', '.join(keys)} as finite numbers; refused: "
+                          + "; ".join(problems))
+
+
+def collect_metrics(paths: list[str | Path], required: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """One row per run from the runs' metrics.json files.
+
+    Every run must hold each `required` key as a finite number; by default (None) that is every
+    test metric (`test_*`) that any run of the same experiment has, so a NaN, an infinity or a
+    metric missing from one seed is refused (MetricError naming the run and its file) instead of
+    being averaged away."""
+    records = []
+    for path in paths:
+        record = json.loads(Path(path).read_text())
+        missing = [k for k in RUN_KEYS if k not in record]
+        if missing:
+            raise MetricError(f"{path} has no {', '.join(missing)}: not a run's metrics")
+        records.append((str(path), record))
+    by_experiment: dict[str, set] = {}
+    for _, record in records:
+        by_experiment.setdefault(record["experiment"], set()).update(
+            k for k in record if k.startswith("test_"))
+    for path, record in records:
+        keys = sorted(by_experiment[record["experiment"]]) if required is None else list(required)
+        try:
+            require_finite([record], keys, "the runs' table")
+        except MetricError as error:
+            raise MetricError(f"{path}: {error}") from None
+    return pd.DataFrame([r for _, r in records]).sort_values(list(RUN_KEYS), ignore_index=True)
 
 
 def summarise(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Mean and sample std (ddof = 1; 0 for a single seed) of `metric` per (group, model)."""
+    """Mean and sample std (ddof = 1; 0 for a single seed) of `metric` per (group, model).
+    Every run's `metric` must be a finite number (MetricError naming the run otherwise)."""
+    require_finite(runs, [metric, "parameters"], f"the summary of {metric}")
     grouped = runs.groupby(["group", "model"], sort=False)
     summary = grouped.agg(mean=(metric, "mean"), std=(metric, "std"), seeds=("seed", "count"),
                           parameters=("parameters", "first"), synthetic=("synthetic", "any"),
@@ -77,6 +138,10 @@ def exploratory_table(metrics: list[dict], decompositions: list[dict], paper: pd
     """Tables 1-3: one row per run with its irreducible counts, how far they are from integers,
     the algebra loss and the equivariance losses, then mean and std rows; the paper's counts of
     the run with the same number beside (the paper's runs are not seeded like ours)."""
+    for m in metrics:
+        task = "test_accuracy" if "test_accuracy" in m else "test_reconstruction_mse"
+        require_finite([m], ["test_algebra", "test_equivariance_in", "test_equivariance_out",
+                             "input_action_homomorphism_error_max", task], "an exploratory table")
     rows = []
     for run, (m, d) in enumerate(sorted(zip(metrics, decompositions), key=lambda p: p[0]["seed"]), 1):
         row = {"run": str(run), "seed": m["seed"]}
@@ -111,6 +176,8 @@ def smoke_table(runs: pd.DataFrame, paper: pd.DataFrame, labels: dict[str, str],
                 test_horizon: int) -> pd.DataFrame:
     """Table 6: RMSE on Future and Domain, mean (std) over seeds at each test horizon, beside the
     paper's values (which use the horizon `test_horizon` of the paper's text)."""
+    require_finite(runs, [f"{split}_rmse_h{h}" for h in horizons for split in ("future", "domain")]
+                   + ["parameters", "latent_equivariance_relative"], "Table 6")
     rows = []
     trained = set(runs["model"])
     for _, p in paper.iterrows():

@@ -6,10 +6,16 @@ to the live model), a checkpoint every epoch and exact resume from it.
 
 Randomness: each epoch's shuffling and group elements come from a generator seeded by
 (seed, epoch), so a resumed run draws exactly what an uninterrupted run would have drawn.
+
+Safety: checkpoints are read with `weights_only=True` (a planted pickle cannot run code); one that
+cannot be read is moved aside and training starts over; the run folder is locked while a process
+trains in it; a NaN/inf loss, or an epoch's mean loss above `divergence_factor` × the loss of the
+untrained model, stops the run (DivergedError) instead of letting garbage reach the tables.
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import time
@@ -19,13 +25,22 @@ from typing import Callable
 
 import torch
 
-from .io import atomic_path, write_text_atomic
+from .io import atomic_path, run_folder_lock, write_text_atomic
 from .loss import Objective
 from .models import EncoderHead
 
 
-class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite: the run stops instead of training on garbage."""
+class DivergedError(FloatingPointError):
+    """Training diverged (a loss far above where it started, or NaN/inf): the run stops instead of
+    training on garbage, and no model is written."""
+
+
+class NonFiniteLossError(DivergedError):
+    """The training loss became NaN or infinite."""
+
+
+CHECKPOINT = "checkpoint.pt"
+CHECKPOINT_KEYS = ("fingerprint", "model", "optimizer", "scheduler", "state")
 
 
 @dataclass(frozen=True)
@@ -38,9 +53,16 @@ class TrainConfig:
     weight_decay: float = 0.0
     lr_decay: float = 1.0  # multiplied into the learning rate after every epoch
     settings: dict = field(default_factory=dict)  # everything else that defines the run (loss weights, ...)
+    # Stop when an epoch's mean training loss exceeds this × the loss of the untrained model
+    # (its first step); None: only NaN/inf stop a run.
+    divergence_factor: float | None = 1000.0
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        """What identifies the training a checkpoint belongs to. The divergence guard is left out:
+        it never changes what a run computes, only whether a run that blows up is stopped, so
+        changing it must not throw finished or half-finished training away."""
+        defining = {k: v for k, v in asdict(self).items() if k != "divergence_factor"}
+        return hashlib.sha256(json.dumps(defining, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -89,23 +111,67 @@ def train(model: EncoderHead, data: TaskData, cfg: TrainConfig, run_dir: str | P
           log: Callable[[str], None] = print,
           on_epoch_end: Callable[[int], None] | None = None,
           stale_checkpoint: str = "error") -> TrainResult:
-    """Train, resuming from `run_dir/checkpoint.pt` when it was written with the same config.
+    """Train, resuming from `run_dir/checkpoint.pt` when it was written with the same config (a
+    finished one is reused as it is: nothing is trained again).
 
     A checkpoint of a different config is refused (`stale_checkpoint="error"`), or discarded and
     training starts over (`"restart"`, what the workflow uses when a changed config reruns a job).
+    A checkpoint that cannot be read (truncated, not a checkpoint, or holding anything but
+    tensors and plain data) is moved aside to `checkpoint.pt.corrupt[.N]`, logged, and training
+    starts over. The run folder is locked for the whole call: a second process training in it
+    gets LockHeldError naming the first.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint_path = run_dir / "checkpoint.pt"
+    with run_folder_lock(run_dir, log=log):
+        return _train(model, data, cfg, run_dir, log, on_epoch_end, stale_checkpoint)
+
+
+def load_checkpoint(path: Path, device: torch.device | str, log: Callable[[str], None] = print) -> dict | None:
+    """The checkpoint at `path`, or None when there is none. One that cannot be read safely is
+    moved aside (kept for a human to look at, never loaded again) and None returned."""
+    if not path.exists():
+        return None
+    # Read first, parse from memory: an error reading the file (a disk or network hiccup) is
+    # raised as it is and never taken for bad content, which would discard a good checkpoint;
+    # torch's own reader raises OSError for some truncated files, so the two must be told apart.
+    content = path.read_bytes()
+    try:
+        # weights_only: tensors and plain containers only, so a planted pickle cannot run code.
+        saved = torch.load(io.BytesIO(content), map_location=device, weights_only=True)
+        if not isinstance(saved, dict) or not all(key in saved for key in CHECKPOINT_KEYS):
+            raise ValueError(f"not a training checkpoint (expected the keys {', '.join(CHECKPOINT_KEYS)})")
+    except (MemoryError, torch.cuda.OutOfMemoryError):
+        raise  # says nothing about the file
+    except Exception as error:  # noqa: BLE001 - the content is bad: truncated, not a zip, a pickle
+        # with anything but tensors and plain data, or not a checkpoint at all
+        aside = _free_name(path.with_name(path.name + ".corrupt"))
+        path.rename(aside)
+        reason = " ".join(f"{type(error).__name__}: {error}".split())[:500]
+        log(f"checkpoint {path} cannot be loaded ({reason}); moved it to {aside.name} and "
+            "starting over")
+        return None
+    return saved
+
+
+def _free_name(path: Path) -> Path:
+    candidate, n = path, 0
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}.{n}")
+    return candidate
+
+
+def _train(model, data, cfg, run_dir, log, on_epoch_end, stale_checkpoint) -> TrainResult:
+    checkpoint_path = run_dir / CHECKPOINT
     device = data.x_train.device
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=cfg.lr_decay)
 
     state = {"epoch": 0, "best_state": copy_state(model), "best_epoch": 0,
              "best_metric": -math.inf if data.maximize else math.inf, "history": [], "wall": 0.0,
-             "stopped": False}
-    saved = torch.load(checkpoint_path, map_location=device, weights_only=False) \
-        if checkpoint_path.exists() else None
+             "stopped": False, "initial_loss": None}
+    saved = load_checkpoint(checkpoint_path, device, log)
     if saved is not None and saved["fingerprint"] != cfg.fingerprint():
         if stale_checkpoint != "restart":
             raise RuntimeError(f"{checkpoint_path} was written with a different training config; "
@@ -116,8 +182,10 @@ def train(model: EncoderHead, data: TaskData, cfg: TrainConfig, run_dir: str | P
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
-        state = saved["state"]
-        log(f"resumed from {checkpoint_path} after epoch {state['epoch']}")
+        state = {"initial_loss": None, **saved["state"]}
+        finished = state["stopped"] or state["epoch"] >= cfg.epochs
+        log(f"{'reusing the finished' if finished else 'resumed from'} {checkpoint_path} "
+            f"after epoch {state['epoch']}")
 
     n = len(data.x_train)
     steps_per_epoch = max(1, n // cfg.batch_size)  # drop the ragged last batch (BatchNorm)
@@ -129,19 +197,26 @@ def train(model: EncoderHead, data: TaskData, cfg: TrainConfig, run_dir: str | P
         order = torch.randperm(n, generator=generator).to(device)
         elements = torch.randint(data.group_order, (n,), generator=generator).to(device)
         sums: dict[str, torch.Tensor] = {}
+        loss_sum = 0.0
         for step in range(steps_per_epoch):
             batch = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             x, y = data.prepare(data.x_train[batch]), data.y_train[batch]
             loss, terms = data.objective(model, x, y, elements[batch])
-            if not torch.isfinite(loss):
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
                 raise NonFiniteLossError(
-                    f"loss is {loss.item()} at epoch {epoch}, step {step + 1}; terms "
+                    f"training diverged: loss is {loss_value} at epoch {epoch}, step {step + 1}; terms "
                     + ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items()))
+            if state["initial_loss"] is None:
+                state["initial_loss"] = loss_value  # the untrained model's loss: the yardstick
+            loss_sum += loss_value
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             for key, value in terms.items():
                 sums[key] = sums.get(key, 0) + value
+        check_divergence(loss_sum / steps_per_epoch, state["initial_loss"], cfg.divergence_factor,
+                         epoch, {k: (v / steps_per_epoch).item() for k, v in sums.items()})
         scheduler.step()
         metric = data.val_metric(model, data.x_val, data.y_val)
         improved = metric > state["best_metric"] if data.maximize else metric < state["best_metric"]
@@ -157,10 +232,9 @@ def train(model: EncoderHead, data: TaskData, cfg: TrainConfig, run_dir: str | P
         state["epoch"] = epoch
         state["wall"] += seconds
         state["stopped"] = epoch - state["best_epoch"] >= cfg.patience
-        with atomic_path(checkpoint_path) as tmp:
-            torch.save({"fingerprint": cfg.fingerprint(), "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "state": state}, tmp)
+        save_atomic({"fingerprint": cfg.fingerprint(), "model": model.state_dict(),
+                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                     "state": state}, checkpoint_path)
         write_history(run_dir, state["history"])
         log(f"epoch {epoch:3d}/{cfg.epochs}  "
             + "  ".join(f"{k[6:]} {record[k]:.4f}" for k in record if k.startswith("train_"))
@@ -176,18 +250,33 @@ def train(model: EncoderHead, data: TaskData, cfg: TrainConfig, run_dir: str | P
                        state["history"], state["wall"])
 
 
+def save_atomic(obj, path: str | Path) -> None:
+    """torch.save `obj` to `path` atomically. Serialised in memory first: torch names the archive
+    inside the file after the file it writes, so saving to a temporary name would make two
+    identical models differ byte for byte."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+
+
 def write_history(run_dir: Path, history: list[dict]) -> None:
     write_text_atomic(run_dir / "history.jsonl", "".join(json.dumps(r) + "\n" for r in history))
 
 
-def discard_finished_checkpoint(run_dir: str | Path, epochs: int, log: Callable[[str], None] = print) -> None:
-    """Remove a checkpoint whose training had finished. The workflow reruns a training job only
-    when its outputs are missing or out of date (changed code or config): then it must train
-    again, while an unfinished checkpoint (a killed job) is resumed."""
-    path = Path(run_dir) / "checkpoint.pt"
-    if not path.exists():
+def check_divergence(mean_loss: float, initial_loss: float, factor: float | None, epoch: int,
+                     terms: dict[str, float]) -> None:
+    """Raise DivergedError when an epoch's mean loss exceeds `factor` × the untrained model's loss.
+
+    Why the first step's loss and not the first epoch's mean: with an absurd learning rate the
+    loss explodes within the first epoch (lr = 1e6 gave a mean task loss of 7e12 and never a NaN),
+    so the first epoch's mean would already be the blown-up value. Checked on the epoch's mean,
+    not per step, so that one noisy batch does not end a healthy run."""
+    if factor is None or initial_loss is None or initial_loss <= 0:
         return
-    state = torch.load(path, map_location="cpu", weights_only=False)["state"]
-    if state["stopped"] or state["epoch"] >= epochs:
-        log(f"{path} is from a finished run: training again")
-        path.unlink()
+    if mean_loss > factor * initial_loss:
+        raise DivergedError(
+            f"training diverged: mean loss {mean_loss:.4g} in epoch {epoch} is more than "
+            f"{factor:g} × the untrained model's loss {initial_loss:.4g} (divergence_factor); "
+            "terms " + ", ".join(f"{k}={v:.4g}" for k, v in terms.items())
+            + ". Lower the learning rate, or raise compute.divergence_factor if this is expected")

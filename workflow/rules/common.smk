@@ -16,7 +16,9 @@ check_config(config)
 PAPER_TABLES = REPO / "workflow" / "paper"
 TEMPLATES = REPO / "reports" / "templates"
 RESULTS = config["results"]
-LOGS = f"logs/{config['run_name']}"
+# Logs live beside the results they explain: two configurations with different `results:`
+# folders never write the same log (run_name need not differ between them).
+LOGS = f"{RESULTS}/logs"
 MNIST_DIR = config["mnist"]["dir"]
 MNIST_FILES = [
     "train-images-idx3-ubyte",

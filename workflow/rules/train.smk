@@ -12,6 +12,9 @@ rule train:
     params:
         run=run_settings,
         lock_dir=config["compute"]["gpu_lock_dir"],
+        # Not in `run`: neither changes what a run computes, so neither enters its fingerprint.
+        divergence_factor=config["compute"]["divergence_factor"],
+        gpu_wait_seconds=config["compute"]["gpu_wait_seconds"],
     threads: config["compute"]["train_threads"]
     resources:
         gpu=1,

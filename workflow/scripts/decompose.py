@@ -15,7 +15,7 @@ def main(model_path, info_path, output, log_path):
     with redirect_to_log(log_path):
         run = read_json(info_path)["run"]
         group = group_from_name(run["group"])
-        state = torch.load(model_path, map_location="cpu")
+        state = torch.load(model_path, map_location="cpu", weights_only=True)
         generators = state["representation.generator_matrices"].double().numpy()
         matrices = element_matrices(group, generators)
         decomposition = decompose(group, matrices)

@@ -15,7 +15,7 @@ def main(model_path, info_path, output, threads, log_path):
         run = info["run"]
         setup = setup_experiment(run, torch.device("cpu"))
         model = setup.model
-        model.load_state_dict(torch.load(model_path, map_location="cpu"))
+        model.load_state_dict(torch.load(model_path, map_location="cpu", weights_only=True))
         model.eval()
         data = setup.data
         metrics = {f"{name}_{setup.metric_name}": setup.test_metric(model, x, y)

@@ -17,7 +17,7 @@ N_EXAMPLES = 8
 def rows_for(run, model_path):
     setup = setup_experiment(run, torch.device("cpu"))
     model = setup.model
-    model.load_state_dict(torch.load(model_path, map_location="cpu"))
+    model.load_state_dict(torch.load(model_path, map_location="cpu", weights_only=True))
     model.eval()
     group = group_from_name(run["group"])
     x = setup.test_sets["test"][0][:N_EXAMPLES]

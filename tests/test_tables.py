@@ -1,0 +1,84 @@
+"""Tables refuse bad numbers: a missing, NaN or infinite metric of any run stops the table with a
+message naming the run, instead of pandas averaging over the remaining seeds (or dropping our row
+and leaving the paper's value alone)."""
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from approxeq.tables import MetricError, collect_metrics, exploratory_table, smoke_table, summarise
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER = ROOT / "workflow" / "paper"
+
+
+def ddmnist_metrics(tmp_path, accuracies):
+    """metrics.json files of DDMNIST runs of (group C4, model cnn) with the given accuracies."""
+    paths = []
+    for seed, accuracy in enumerate(accuracies):
+        path = tmp_path / f"runs/ddmnist/C4/cnn/seed{seed}/metrics.json"
+        path.parent.mkdir(parents=True)
+        record = {"experiment": "ddmnist", "group": "C4", "model": "cnn", "seed": seed,
+                  "test_accuracy": accuracy, "test_clean_accuracy": 0.5, "parameters": 30000,
+                  "synthetic": False, "train_seconds": 1.0}
+        if accuracy == "missing":
+            del record["test_accuracy"]
+        path.write_text(json.dumps(record))  # json writes NaN / Infinity as Python reads them back
+        paths.append(path)
+    return paths
+
+
+def test_good_runs_are_summarised(tmp_path):
+    runs = collect_metrics(ddmnist_metrics(tmp_path, [0.5, 0.7, 0.6]))
+    summary = summarise(runs, "test_accuracy")
+    assert summary["mean"].tolist() == pytest.approx([0.6]) and summary["seeds"].tolist() == [3]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "missing", None, "0.5"])
+def test_aggregation_refuses_a_bad_metric_naming_the_run(tmp_path, bad):
+    paths = ddmnist_metrics(tmp_path, [0.5, bad, 0.6])
+    with pytest.raises(MetricError, match=r"seed1/metrics.json: .*ddmnist/C4/cnn/seed1: "
+                                          r"(no test_accuracy|test_accuracy = )"):
+        collect_metrics(paths)
+
+
+def test_summary_refuses_nan_for_one_seed_and_for_all_seeds(tmp_path):
+    """What reached Table 4 before: the mean over the other seeds ("seeds 2"), or no row of ours."""
+    runs = collect_metrics(ddmnist_metrics(tmp_path, [0.5, 0.7, 0.6]))
+    one = runs.assign(test_accuracy=[0.5, float("nan"), 0.6])
+    with pytest.raises(MetricError, match=r"ddmnist/C4/cnn/seed1: test_accuracy = nan"):
+        summarise(one, "test_accuracy")
+    every = runs.assign(test_accuracy=float("nan"))
+    with pytest.raises(MetricError, match=r"seed0: test_accuracy = nan; .*seed1: .*; .*seed2: "):
+        summarise(every, "test_accuracy")
+    with pytest.raises(MetricError, match="no test_accuracy"):
+        summarise(runs.drop(columns=["test_accuracy"]), "test_accuracy")
+
+
+def test_a_metric_missing_from_one_seed_is_refused(tmp_path):
+    """Every test metric that one run of an experiment has, every run of it must have."""
+    paths = ddmnist_metrics(tmp_path, [0.5, 0.7])
+    record = json.loads(paths[1].read_text())
+    del record["test_clean_accuracy"]
+    paths[1].write_text(json.dumps(record))
+    with pytest.raises(MetricError, match=r"seed1: no test_clean_accuracy"):
+        collect_metrics(paths)
+
+
+def test_table6_refuses_a_non_finite_rmse():
+    row = {"experiment": "smoke", "group": "C4", "model": "cnn", "seed": 0, "parameters": 250000,
+           "latent_equivariance_relative": 0.1, "future_rmse_h6": 0.8, "domain_rmse_h6": 0.6}
+    runs = pd.DataFrame([row, {**row, "seed": 1, "domain_rmse_h6": float("inf")}])
+    paper = pd.read_csv(PAPER / "table6.csv")
+    with pytest.raises(MetricError, match=r"smoke/C4/cnn/seed1: domain_rmse_h6 = inf"):
+        smoke_table(runs, paper, {"cnn": "CNN"}, [6], 6)
+    assert len(smoke_table(runs.iloc[:1], paper, {"cnn": "CNN"}, [6], 6))
+
+
+def test_exploratory_tables_refuse_a_non_finite_loss():
+    metrics = {"experiment": "tmnist", "group": "C2", "model": "learned", "seed": 0,
+               "test_reconstruction_mse": 0.01, "test_algebra": float("nan"), "test_equivariance_in": 0.1,
+               "test_equivariance_out": 0.1, "input_action_homomorphism_error_max": 0.0}
+    with pytest.raises(MetricError, match=r"tmnist/C2/learned/seed0: test_algebra = nan"):
+        exploratory_table([metrics], [{}], pd.read_csv(PAPER / "table1.csv"))
