@@ -19,6 +19,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/exploratory.smk"
 include: "workflow/rules/smoke.smk"
+include: "workflow/rules/study.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -34,6 +35,8 @@ localrules:
     table4,
     table_exploratory,
     table6,
+    aggregate_latent_study,
+    latent_study_table,
     report,
 
 
