@@ -13,6 +13,8 @@ import pytest
 import yaml
 from snakemake.utils import update_config
 
+from approxeq.latent_study import study_variants
+
 pytest.importorskip("snakemake_executor_plugin_slurm",
                     reason="snakemake-executor-plugin-slurm is not installed")
 
@@ -54,14 +56,16 @@ def rule_resources(output: str, rule: str) -> list[dict[str, str]]:
 
 
 def expected_train_jobs(*configfiles: str) -> int:
-    """DDMNIST groups × models × seeds plus exploratory experiments × seeds."""
+    """DDMNIST groups × models × seeds plus exploratory experiments × seeds plus SMOKE models × seeds
+    plus the latent study's extra DDMNIST runs (its variants × groups × seeds)."""
     config = load(ROOT / "config.yaml")
     for name in configfiles:
         update_config(config, load(ROOT / name))
     ddm, exploratory, smoke = config["ddmnist"], config["exploratory"], config["smoke"]
     return (len(ddm["groups"]) * len(ddm["models"]) * len(ddm["seeds"])
             + len(exploratory["experiments"]) * len(exploratory["seeds"])
-            + len(smoke["models"]) * len(smoke["seeds"]))
+            + len(smoke["models"]) * len(smoke["seeds"])
+            + len(study_variants(ddm)) * len(ddm["latent_study"]["groups"]) * len(ddm["latent_study"]["seeds"]))
 
 
 SLURM_COMMANDS = {"sbatch", "srun", "sinfo", "squeue", "sacct", "scontrol", "sacctmgr", "sshare"}
@@ -157,6 +161,7 @@ def test_full_dry_run_lists_every_training_job():
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
     counts = job_counts(result.stdout)
     # DDMNIST groups × models × seeds + 3 exploratory experiments × 5 seeds + 3 SMOKE models × 5 seeds
-    assert counts["train"] == 3 * 2 * 5 + 3 * 5 + 3 * 5 == expected_train_jobs()
-    assert counts["evaluate"] == 60
+    # + the latent study's 5 variants of ours on D4 seed 0
+    assert counts["train"] == 3 * 2 * 5 + 3 * 5 + 3 * 5 + 5 == expected_train_jobs()
+    assert counts["evaluate"] == 65
     assert "results/runs/ddmnist/D4/ours/seed4/model.pt" in result.stdout

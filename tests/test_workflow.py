@@ -156,6 +156,11 @@ def test_tiny_synthetic_run_end_to_end_on_two_simulated_gpus(tmp_path):
     assert table["quick_run"].all()
     report = (tmp_path / "report.html").read_text()
     assert "SYNTHETIC DATA" in report and "QUICK RUN" in report
+    study = pd.read_csv(tmp_path / "results/tables/latent_study.csv")  # the CNN at 3 placements + 6 cells
+    assert len(study) == 3 + 6 and study[["acc (transformed)", "acc (clean)", "rel. error",
+                                          "latent norm"]].notna().all().all()
+    history = (tmp_path / "results/runs/ddmnist/D4/ours_conv_mse/seed0/history.jsonl").read_text()
+    assert all("val_latent_equivariance_relative" in json.loads(line) for line in history.splitlines())
     assert "SYNTHETIC DATA" in (tmp_path / "results/tables/table4.html").read_text()
     assert "SYNTHETIC" in (tmp_path / "results/tables/table4.tex").read_text()
     assert (tmp_path / "logs/pytest/train/ddmnist/D4/ours/seed0.log").read_text().count("epoch") >= 2
@@ -174,7 +179,7 @@ def test_tiny_synthetic_run_end_to_end_on_two_simulated_gpus(tmp_path):
     for figure in ("figure2_smoke", "figure7_velocity_rotation"):
         assert (tmp_path / f"results/figures/{figure}.png").stat().st_size > 10_000
     runs = [json.loads(p.read_text()) for p in (tmp_path / "results/runs").rglob("train.json")]
-    assert len(runs) == 6 + 6 + 3
+    assert len(runs) == 6 + 5 + 6 + 3  # DDMNIST, the latent study's D4 seed-0 variants, Section 4, SMOKE
     by_gpu = {}
     for run in runs:
         by_gpu.setdefault(run["device"], []).append((run["started_at"], run["finished_at"]))
