@@ -13,6 +13,8 @@ import pytest
 import yaml
 from snakemake.utils import update_config
 
+from approxeq.latent_study import study_variants
+
 pytest.importorskip("snakemake_executor_plugin_slurm",
                     reason="snakemake-executor-plugin-slurm is not installed")
 
@@ -54,8 +56,9 @@ def rule_resources(output: str, rule: str) -> list[dict[str, str]]:
 
 
 def expected_train_jobs(*configfiles: str) -> int:
-    """DDMNIST groups × models × seeds plus exploratory experiments × seeds, SMOKE models × seeds
-    and MedMNIST3D data sets × models × seeds."""
+    """DDMNIST groups × models × seeds plus exploratory experiments × seeds, SMOKE models × seeds,
+    MedMNIST3D data sets × models × seeds and the latent study's extra DDMNIST runs (its variants ×
+    groups × seeds)."""
     config = load(ROOT / "config.yaml")
     for name in configfiles:
         update_config(config, load(ROOT / name))
@@ -64,7 +67,8 @@ def expected_train_jobs(*configfiles: str) -> int:
     return (len(ddm["groups"]) * len(ddm["models"]) * len(ddm["seeds"])
             + len(exploratory["experiments"]) * len(exploratory["seeds"])
             + len(smoke["models"]) * len(smoke["seeds"])
-            + len(medmnist["datasets"]) * len(medmnist["models"]) * len(medmnist["seeds"]))
+            + len(medmnist["datasets"]) * len(medmnist["models"]) * len(medmnist["seeds"])
+            + len(study_variants(ddm)) * len(ddm["latent_study"]["groups"]) * len(ddm["latent_study"]["seeds"]))
 
 
 SLURM_COMMANDS = {"sbatch", "srun", "sinfo", "squeue", "sacct", "scontrol", "sacctmgr", "sshare"}
@@ -173,7 +177,7 @@ def test_full_dry_run_lists_every_training_job():
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
     counts = job_counts(result.stdout)
     # DDMNIST groups × models × seeds + 3 exploratory experiments × 5 seeds + 3 SMOKE models × 5 seeds
-    # + 3 MedMNIST3D data sets × 3 models × 5 seeds
-    assert counts["train"] == 3 * 2 * 5 + 3 * 5 + 3 * 5 + 3 * 3 * 5 == expected_train_jobs()
-    assert counts["evaluate"] == 105
+    # + 3 MedMNIST3D data sets × 3 models × 5 seeds + the latent study's 5 variants of ours on D4 seed 0
+    assert counts["train"] == 3 * 2 * 5 + 3 * 5 + 3 * 5 + 3 * 3 * 5 + 5 == expected_train_jobs()
+    assert counts["evaluate"] == 110
     assert "results/runs/ddmnist/D4/ours/seed4/model.pt" in result.stdout

@@ -14,6 +14,7 @@ import yaml
 from approxeq.mnist import load_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
+QUICK_STUDY_RUNS = 1 + 4  # the CNN and ours at 2 placements × 2 penalties (config.quick.yaml)
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
 
 
@@ -35,8 +36,9 @@ def test_full_dry_run_lists_every_run(tmp_path):
     counts = job_counts(result.stdout)
     # DDMNIST groups × models × seeds + exploratory experiments × seeds + SMOKE models × seeds
     # + MedMNIST3D data sets × models × seeds
-    assert counts["train"] == 3 * 2 * 5 + 3 * 5 + 3 * 5 + 3 * 3 * 5
-    assert counts["evaluate"] == 105
+    # + the latent study's D4 seed-0 variants of ours (3 placements × 2 penalties, one is `ours`)
+    assert counts["train"] == 3 * 2 * 5 + 3 * 5 + 3 * 5 + 3 * 3 * 5 + 5
+    assert counts["evaluate"] == 110
     assert counts["fetch_medmnist"] == 3
     assert counts["decompose"] == 15  # 5 runs for each of the three exploratory experiments
     assert counts["build_ddmnist"] == 3
@@ -44,7 +46,8 @@ def test_full_dry_run_lists_every_run(tmp_path):
     for rule in ("fetch_mnist", "fetch_fonts", "build_tmnist", "fetch_cifar10", "aggregate_ddmnist",
                  "aggregate_exploratory", "table4", "figure_ddmnist_examples", "figure_ddmnist_training",
                  "figure3_decoded", "figure4_eigenvalues", "figure5_tmnist", "simulate_smoke", "table6",
-                 "figure_smoke", "table5", "figure_medmnist", "report", "all"):
+                 "figure_smoke", "table5", "figure_medmnist", "aggregate_latent_study",
+                 "latent_study_table", "figure_latent_study", "report", "all"):
         assert counts[rule] == 1, rule
     for model in ("cnn", "cnn_aug", "ours"):  # SMOKE: 3 models × 5 seeds
         for seed in range(5):
@@ -82,6 +85,23 @@ def test_single_table_target_builds_only_what_it_needs(tmp_path):
     # Figure 4 shows one run per exploratory experiment and trains nothing else
     result = snakemake("-n", "--directory", str(tmp_path), "results/figures/figure4_eigenvalues.png", cwd=ROOT)
     assert job_counts(result.stdout)["train"] == 3
+
+
+def test_latent_study_target_trains_only_its_runs(tmp_path):
+    """The study is its own target: D4 seed 0 of the CNN and of ours at every placement × penalty,
+    the cell equal to ours' own configuration being the Table 4 run (not trained twice)."""
+    result = snakemake("-n", "--directory", str(tmp_path), "results/tables/latent_study.csv", cwd=ROOT)
+    assert result.returncode == 0, result.stderr + result.stdout
+    counts = job_counts(result.stdout)
+    assert set(counts) == {"fetch_mnist", "build_ddmnist", "train", "evaluate", "aggregate_latent_study",
+                           "latent_study_table", "total"}
+    assert counts["train"] == counts["evaluate"] == 1 + 6
+    trained = set(re.findall(r"results/runs/ddmnist/D4/(\w+)/seed0/model\.pt", result.stdout))
+    assert "cnn" in trained and "ours" in trained and len(trained) == 7
+    quick = snakemake("-n", "--directory", str(tmp_path), "results/quick/tables/latent_study.csv",
+                      "--configfile", str(ROOT / "config.quick.yaml"), cwd=ROOT)
+    assert quick.returncode == 0, quick.stderr + quick.stdout
+    assert job_counts(quick.stdout)["train"] == QUICK_STUDY_RUNS
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -154,6 +174,11 @@ def test_tiny_synthetic_run_end_to_end_on_two_simulated_gpus(tmp_path):
     assert table["quick_run"].all()
     report = (tmp_path / "report.html").read_text()
     assert "SYNTHETIC DATA" in report and "QUICK RUN" in report
+    study = pd.read_csv(tmp_path / "results/tables/latent_study.csv")  # the CNN at 3 placements + 6 cells
+    assert len(study) == 3 + 6 and study[["acc (transformed)", "acc (clean)", "rel. error",
+                                          "latent norm"]].notna().all().all()
+    history = (tmp_path / "results/runs/ddmnist/D4/ours_conv_mse/seed0/history.jsonl").read_text()
+    assert all("val_latent_equivariance_relative" in json.loads(line) for line in history.splitlines())
     assert "SYNTHETIC DATA" in (tmp_path / "results/tables/table4.html").read_text()
     assert "SYNTHETIC" in (tmp_path / "results/tables/table4.tex").read_text()
     assert (tmp_path / "results/logs/train/ddmnist/D4/ours/seed0.log").read_text().count("epoch") >= 2
@@ -178,7 +203,7 @@ def test_tiny_synthetic_run_end_to_end_on_two_simulated_gpus(tmp_path):
     assert pd.read_csv(tmp_path / "results/tables/table5_details.csv")["synthetic"].all()
     assert (tmp_path / "results/figures/medmnist_rotations.png").stat().st_size > 10_000
     runs = [json.loads(p.read_text()) for p in (tmp_path / "results/runs").rglob("train.json")]
-    assert len(runs) == 6 + 6 + 3 + 9
+    assert len(runs) == 6 + 5 + 6 + 3 + 9  # DDMNIST, latent study variants, Section 4, SMOKE, MedMNIST3D
     by_gpu = {}
     for run in runs:
         by_gpu.setdefault(run["device"], []).append((run["started_at"], run["finished_at"]))
@@ -196,7 +221,8 @@ def test_quick_profile_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr[-5000:]
     numbers_in_every_trained_cell(tmp_path / "results/quick/tables/table4.csv")
     report = (tmp_path / "reports/report_quick.html").read_text()
-    for section in ("Table 4", "Table 1", "Table 2", "Table 3", "Table 5", "Table 6", "Figure 2", "Figure 3",
+    for section in ("Table 4", "Latent study", "Table 1", "Table 2", "Table 3", "Table 5", "Table 6",
+                    "Figure 2", "Figure 3",
                     "Figure 4", "Figure 5", "Figure 7"):
         assert section in report, section
     assert "QUICK RUN" in report

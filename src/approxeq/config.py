@@ -94,6 +94,7 @@ def check_config(config: dict) -> None:
                 d3_image_action(experiment.get("rotation_degrees", 120.0))
             except ValueError as error:
                 raise ConfigError(f"{key}.rotation_degrees: {error}") from None
+    check_latent_study(ddm)
     check_smoke(config["smoke"])
     check_medmnist(config["medmnist"])
     missing = [g for g in ddm["groups"] if g not in ddm["artefacts"]]
@@ -101,6 +102,32 @@ def check_config(config: dict) -> None:
         raise ConfigError(f"ddmnist.artefacts has no true/false entry for group(s) {missing}")
     for group in ddm["groups"]:
         group_from_name(group)
+
+
+def check_latent_study(ddm: dict) -> None:
+    """The study's model and baseline must be configured DDMNIST models, its groups built DDMNIST
+    groups, the model's λ > 0 there (else every penalty form is the CNN), and no variant name may
+    shadow a configured model."""
+    from .latent_study import study_variants
+
+    study = ddm.get("latent_study")
+    if not study:
+        return
+    for key in ("model", "baseline"):
+        if study[key] not in ddm["models"]:
+            raise ConfigError(f"ddmnist.latent_study.{key} = {study[key]!r} is not in ddmnist.models "
+                              f"{sorted(ddm['models'])}")
+    missing = [g for g in study["groups"] if g not in ddm["groups"]]
+    if missing:
+        raise ConfigError(f"ddmnist.latent_study.groups {missing} are not in ddmnist.groups {ddm['groups']}")
+    model = ddm["models"][study["model"]]
+    for group in study["groups"]:
+        if not model["lambda"][group] > 0:
+            raise ConfigError(f"ddmnist.latent_study.model {study['model']!r} has lambda.{group} = 0: "
+                              "its latent penalty would not act")
+    shadowed = sorted(set(study_variants(ddm)) & set(ddm["models"]))
+    if shadowed:
+        raise ConfigError(f"ddmnist.latent_study variant name(s) {shadowed} are also ddmnist.models entries")
 
 
 def check_smoke(smoke: dict) -> None:

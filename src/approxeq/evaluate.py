@@ -31,20 +31,28 @@ def latent_equivariance_error(model: EncoderHead, x: torch.Tensor, group_order: 
                               prepare: Callable = lambda t: t, seed: int = 0,
                               batch_size: int = 1000) -> dict[str, float]:
     """For one seeded element g per sample: mean squared ‖E(g·x) − ρ_Z(g)E(x)‖ per latent
-    coordinate (absolute), and ‖E(g·x) − ρ_Z(g)E(x)‖ / ‖ρ_Z(g)E(x)‖ over the set (relative)."""
+    coordinate (absolute), ‖E(g·x) − ρ_Z(g)E(x)‖ / ‖ρ_Z(g)E(x)‖ over the set (relative), and the
+    mean ‖E(x)‖ per sample (the scale the absolute error depends on).
+
+    The absolute error alone can be lowered by shrinking the latent; the relative one cannot. Two
+    unrelated latents of equal norm and no common offset are √2 ≈ 1.41 apart in relative terms, so a
+    value near √2 means "not equivariant at all" whatever the MSE says."""
     was_training = model.training
     model.eval()
     g_all = torch.randint(group_order, (len(x),), generator=torch.Generator().manual_seed(seed))
     g_all = g_all.to(x.device)
-    squared_error = squared_norm = 0.0
+    squared_error = squared_norm = norm_sum = 0.0
     count = 0
     for i in range(0, len(x), batch_size):
         xb, g = prepare(x[i:i + batch_size]), g_all[i:i + batch_size]
-        expected = latent_action(model.encoder(xb), g)
+        latent = model.encoder(xb)
+        norm_sum += latent.flatten(1).norm(dim=1).sum().item()
+        expected = latent_action(latent, g)
         difference = model.encoder(input_action(xb, g)) - expected
         squared_error += difference.pow(2).sum().item()
         squared_norm += expected.pow(2).sum().item()
         count += difference.numel()
     model.train(was_training)
     return {"latent_equivariance_mse": squared_error / count,
-            "latent_equivariance_relative": (squared_error / max(squared_norm, 1e-30)) ** 0.5}
+            "latent_equivariance_relative": (squared_error / max(squared_norm, 1e-30)) ** 0.5,
+            "latent_norm_mean": norm_sum / len(x)}

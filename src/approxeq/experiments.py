@@ -12,9 +12,9 @@ import torch.nn.functional as F
 
 from . import ddmnist
 from .actions import trivial_action
-from .evaluate import accuracy
+from .evaluate import accuracy, latent_equivariance_error
 from .loss import Action, LossWeights, method_objective
-from .models import EncoderHead, build_model
+from .models import DDMNIST_PLACEMENTS, EncoderHead, build_model, ddmnist_latent_encoder
 from .representations import apply_matrices, latent_representation
 from .train import TaskData
 
@@ -35,9 +35,20 @@ class ExperimentSetup:
     extra_metrics: Callable[[EncoderHead], dict] | None = None
 
 
+# Validation images on which every epoch records the latent diagnostics (a fixed seeded subset,
+# small next to an epoch of training).
+DDMNIST_DIAGNOSTIC_SAMPLES = 512
+
+
 def ddmnist_setup(run: dict, device: torch.device) -> ExperimentSetup:
-    """run: data (DDMNIST file), group (C4/D1/D4), network, weights (task, shift, equivariance)."""
+    """run: data (DDMNIST file), group (C4/D1/D4), network, weights (task, shift, equivariance),
+    latent (placement: where ρ_Z acts, a key of models.DDMNIST_PLACEMENTS; penalty: "mse" or
+    "normalised", see loss.equivariance_penalty)."""
     data_path, group, network = run["data"], run["group"], run["network"]
+    if "latent" not in run:
+        raise KeyError("DDMNIST run settings lack 'latent' ({placement, penalty}); runs trained "
+                       "before the latent study must be trained again")
+    placement, penalty = run["latent"]["placement"], run["latent"]["penalty"]
     splits, meta = ddmnist.load_ddmnist(data_path)
     if meta["group"] != group:
         raise ValueError(f"{data_path} holds DDMNIST for {meta['group']}, not {group}")
@@ -61,17 +72,42 @@ def ddmnist_setup(run: dict, device: torch.device) -> ExperimentSetup:
 
     x_train, y_train = tensors("train")
     x_val, y_val = tensors("val")
-    model = build_model(network["name"], **{k: v for k, v in network.items() if k != "name"})
+    x_test, y_test = tensors("test")
+    model = build_model(network["name"], latent=placement,
+                        **{k: v for k, v in network.items() if k != "name"})
     objective = method_objective(LossWeights(**run["weights"]), F.cross_entropy, input_action,
-                                 latent_action, trivial_action)
+                                 latent_action, trivial_action, penalty=penalty)
+    chosen = torch.randperm(len(x_val), generator=torch.Generator().manual_seed(run["seed"]))
+    x_diagnostic = x_val[chosen[:DDMNIST_DIAGNOSTIC_SAMPLES].to(device)]
+
+    def epoch_metrics(trained) -> dict:
+        """Latent norm, MSE and relative equivariance error at the run's placement, per epoch. Eval
+        mode, no gradients, its own generator: training draws exactly what it would without it."""
+        error = latent_equivariance_error(trained, x_diagnostic, product.order, input_action,
+                                          latent_action, prepare, seed=run["seed"])
+        return {f"val_{k}": v for k, v in error.items()}
+
+    def extra_metrics(trained) -> dict:
+        """The same diagnostics at every placement on the transformed test set: one network's
+        equivariance where the penalty acts and where the head reads it."""
+        metrics = {}
+        for where in DDMNIST_PLACEMENTS:
+            error = latent_equivariance_error(ddmnist_latent_encoder(trained, where), x_test,
+                                              product.order, input_action, latent_action, prepare,
+                                              seed=run["seed"])
+            metrics.update({f"{k}_at_{where}": v for k, v in error.items()})
+        metrics.update(placement=placement, penalty=penalty)
+        return metrics
+
     data = TaskData(x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val,
                     group_order=product.order, objective=objective, val_metric=metric,
-                    prepare=prepare, maximize=True)
+                    prepare=prepare, maximize=True, epoch_metrics=epoch_metrics)
     return ExperimentSetup(model=model.to(device), data=data,
-                           test_sets={"test": tensors("test"), "test_clean": tensors("test", "clean")},
+                           test_sets={"test": (x_test, y_test), "test_clean": tensors("test", "clean")},
                            test_metric=metric, metric_name="accuracy",
                            synthetic=bool(meta.get("synthetic", False)),
-                           input_action=input_action, latent_action=latent_action)
+                           input_action=input_action, latent_action=latent_action,
+                           extra_metrics=extra_metrics)
 
 
 EXPERIMENTS: dict[str, Callable[..., ExperimentSetup]] = {"ddmnist": ddmnist_setup}

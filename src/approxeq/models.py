@@ -28,14 +28,19 @@ def conv_bn_elu(c_in: int, c_out: int, kernel: int, stride: int = 1, padding=0) 
                          nn.BatchNorm2d(c_out), nn.ELU())
 
 
-def ddmnist_cnn(n_channels: int = 1, c: int = 6, latent_dim: int = 66, n_classes: int = 100,
-                upsample: int = 57) -> EncoderHead:
-    """The CNN of appendix C.1 (Veefkind & Cesa's, last 1×1 conv widened from 48 to 66 channels).
+# Where the DDMNIST latent is taken: the number of final layers that belong to the head. The three
+# placements split one and the same layer sequence, so parameters, initialisation and the function
+# F = head ∘ encoder do not depend on the placement; only the penalty's target does.
+DDMNIST_PLACEMENTS = {
+    "conv": 3,    # the 1×1 conv output before its BatchNorm (the authors' default layer, paper literal)
+    "bn": 2,      # after BatchNorm1d
+    "bn_elu": 1,  # after BatchNorm1d and ELU: the input of the final Linear layer
+}
 
-    The latent is the flattened output of that 1×1 convolution (before its BatchNorm), where the
-    66-dim ρ_Z acts.
-    """
-    encoder = nn.Sequential(
+
+def ddmnist_layers(n_channels: int, c: int, latent_dim: int, n_classes: int,
+                   upsample: int) -> list[nn.Module]:
+    return [
         nn.Upsample(size=(upsample, upsample)),
         conv_bn_elu(n_channels, c, 7, padding=2),
         conv_bn_elu(c, 2 * c, 5, padding=2),
@@ -47,9 +52,35 @@ def ddmnist_cnn(n_channels: int = 1, c: int = 6, latent_dim: int = 66, n_classes
         nn.AvgPool2d(5, stride=1, padding=1),
         nn.Conv2d(6 * c, latent_dim, 1),
         nn.Flatten(),
-    )
-    head = nn.Sequential(nn.BatchNorm1d(latent_dim), nn.ELU(), nn.Linear(latent_dim, n_classes))
-    return EncoderHead(encoder, head, latent_dim)
+        nn.BatchNorm1d(latent_dim), nn.ELU(), nn.Linear(latent_dim, n_classes),
+    ]
+
+
+def ddmnist_cnn(n_channels: int = 1, c: int = 6, latent_dim: int = 66, n_classes: int = 100,
+                upsample: int = 57, latent: str = "conv") -> EncoderHead:
+    """The CNN of appendix C.1 (Veefkind & Cesa's, last 1×1 conv widened from 48 to 66 channels).
+
+    `latent` (a key of DDMNIST_PLACEMENTS) says where the 66-dim ρ_Z acts: on the flattened output
+    of that 1×1 convolution ("conv", before its BatchNorm), after the BatchNorm ("bn") or after
+    BatchNorm and ELU ("bn_elu").
+    """
+    if latent not in DDMNIST_PLACEMENTS:
+        raise ValueError(f"unknown DDMNIST latent placement {latent!r}; known: {sorted(DDMNIST_PLACEMENTS)}")
+    layers = ddmnist_layers(n_channels, c, latent_dim, n_classes, upsample)
+    split = len(layers) - DDMNIST_PLACEMENTS[latent]
+    return EncoderHead(nn.Sequential(*layers[:split]), nn.Sequential(*layers[split:]), latent_dim)
+
+
+def ddmnist_latent_encoder(model: EncoderHead, placement: str) -> EncoderHead:
+    """A view of a trained ddmnist_cnn (any placement) whose encoder ends at `placement`; it shares
+    the model's modules (nothing copied) and its train/eval mode, so the equivariance of one network
+    can be measured at every placement."""
+    if placement not in DDMNIST_PLACEMENTS:
+        raise ValueError(f"unknown DDMNIST latent placement {placement!r}; known: {sorted(DDMNIST_PLACEMENTS)}")
+    layers = [*model.encoder, *model.head]
+    split = len(layers) - DDMNIST_PLACEMENTS[placement]
+    view = EncoderHead(nn.Sequential(*layers[:split]), nn.Sequential(*layers[split:]), model.latent_dim)
+    return view.train(model.training)
 
 
 class SelectChannels(nn.Module):

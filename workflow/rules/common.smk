@@ -10,6 +10,7 @@ sys.path.insert(0, SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, (SRC, os.getenv("PYTHONPATH")))))
 
 from approxeq.config import check_config  # noqa: E402
+from approxeq.latent_study import model_settings, study_cells  # noqa: E402
 
 check_config(config)
 
@@ -55,6 +56,23 @@ def ddmnist_run_files(name):
 
 def model_labels():
     return {name: m["label"] for name, m in DDM["models"].items()}
+
+
+def latent_study_runs():
+    """(group, model, seed) of every run the latent study reads, each once (the study's own cell of
+    the model and the baseline are the Table 4 runs)."""
+    return list(dict.fromkeys((c["group"], c["run"], c["seed"]) for c in study_cells(DDM)))
+
+
+def latent_study_run_files(name):
+    return [
+        expand(f"{RUN_DIR}/{name}", experiment="ddmnist", group=g, model=m, seed=s)[0]
+        for g, m, s in latent_study_runs()
+    ]
+
+
+def latent_study_labels():
+    return {m: model_settings(DDM, m)["label"] for _, m, _ in latent_study_runs()}
 
 
 EXPLORATORY = config["exploratory"]["experiments"]
@@ -156,7 +174,7 @@ def run_settings(wildcards):
         return medmnist_run_settings(wildcards)
     if wildcards.experiment != "ddmnist":
         return learned_run_settings(wildcards)
-    model = DDM["models"][wildcards.model]
+    model = model_settings(DDM, wildcards.model)  # a configured model or a latent-study variant
     training = DDM["training"]
     return {
         "experiment": wildcards.experiment,
@@ -171,6 +189,7 @@ def run_settings(wildcards):
             "shift": model["weights"]["shift"],
             "equivariance": model["lambda"][wildcards.group],
         },
+        "latent": dict(model["latent"]),
         "batch_size": training["batch_size"],
         "epochs": training["epochs"],
         "patience": training["patience"],

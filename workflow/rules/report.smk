@@ -21,6 +21,8 @@ rule report:
         table6_html=rules.table6.output.html,
         fig2=rules.figure_smoke.output.figure2,
         fig7=rules.figure_smoke.output.figure7,
+        latent_study_html=rules.latent_study_table.output.html,
+        fig_latent_study=rules.figure_latent_study.output[0],
         templates=TEMPLATES / "report.html.j2",
     output:
         config["report"],

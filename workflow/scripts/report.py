@@ -36,10 +36,11 @@ def main(inputs, config, template_dir, output, log_path):
             table5=open(inputs["table5_html"]).read(),
             table5_details=open(inputs["table5_details_html"]).read(),
             table6=open(inputs["table6_html"]).read(),
+            latent_study=open(inputs["latent_study_html"]).read(),
             exploratory_runs=pd.read_csv(inputs["exploratory_runs"]).round(5),
             figures={name: png_data_uri(inputs[name])
                      for name in ("fig_examples", "fig_training", "fig3", "fig4", "fig5", "fig2", "fig7",
-                                  "fig_medmnist")})
+                                  "fig_medmnist", "fig_latent_study")})
         write_text_atomic(output, html)
         print(f"wrote {output}")
 
