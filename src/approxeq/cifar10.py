@@ -17,8 +17,8 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from .io import (atomic_path, check_hash, download_file, file_hash, read_json, safe_extract,
-                 write_json_atomic)
+from .io import (DownloadError, atomic_path, check_hash, file_hash, obtain_verified, read_json,
+                 safe_extract, write_json_atomic)
 
 __all__ = [
     "CIFAR10_URL",
@@ -42,10 +42,6 @@ TEST_BATCH = "test_batch"
 N_CLASSES = 10
 SIDE = 32
 _MAX_TARBALL_BYTES = 256 << 20  # the real tarball is 170 MB; a broken mirror cannot fill the disk
-
-
-def _one_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -212,27 +208,13 @@ def fetch_cifar10(dest_dir: str | Path, url: str = CIFAR10_URL, md5: str = CIFAR
         return reuse
     (dest / SOURCE_RECORD).unlink(missing_ok=True)  # written last: never a stale record
 
-    if tarball.is_file():
-        source = {"kind": "local", "path": str(tarball)}
-        log(f"CIFAR10: using {tarball} placed by the user")
-    else:
-        source = {"kind": "url", "url": url}
-        log(f"CIFAR10: downloading {url}")
-        try:
-            download_file(url, tarball, timeout, _MAX_TARBALL_BYTES)
-        except Exception as exc:  # network, HTTP, timeout, oversize: all mean "not obtainable"
-            reason = f"download of {url} failed: {_one_line(exc)}"
-            if allow_synthetic is None:
-                raise RuntimeError(f"could not obtain CIFAR10: {reason}. "
-                                   f"{_manual_instructions(tarball, url, md5)}") from exc
-            return _install_synthetic(dest, dict(allow_synthetic), reason, log)
-
     try:
-        check_hash(tarball, md5)  # HashMismatchError names the file and both hashes
-    except Exception:
-        if source["kind"] == "url":
-            tarball.unlink(missing_ok=True)  # never leave an unverified download to be reused
-        raise
+        source = obtain_verified(tarball, url, md5, timeout, _MAX_TARBALL_BYTES, "CIFAR10", log)
+    except DownloadError as exc:
+        if allow_synthetic is None:
+            raise RuntimeError(f"could not obtain CIFAR10: {exc}. "
+                               f"{_manual_instructions(tarball, url, md5)}") from exc
+        return _install_synthetic(dest, dict(allow_synthetic), str(exc), log)
     arrays = convert_tarball(tarball)
     sha256 = _save_arrays(dest, arrays)
     record = {"source": source, "synthetic": False, "md5": md5, "sha256": sha256,

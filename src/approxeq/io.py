@@ -114,6 +114,41 @@ def download_file(url: str, target: str | Path, timeout: float, max_bytes: int) 
                 out.write(block)
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception as one line for logs and error messages: its type and its words."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
+class DownloadError(RuntimeError):
+    """A pinned file that is not on disk could not be downloaded (network, HTTP, timeout, size)."""
+
+
+def obtain_verified(path: str | Path, url: str, md5: str, timeout: float, max_bytes: int,
+                    what: str, log=print) -> dict:
+    """The pinned file at `path`: used as it is if present (placed by hand), else downloaded from
+    `url`; then its MD5 must equal `md5` (HashMismatchError naming the file and both hashes). A
+    mismatching download is removed so it is never reused; a file placed by hand is left for its
+    owner. Returns the source record; DownloadError (with the reason) when the download fails."""
+    path = Path(path)
+    if path.is_file():
+        source = {"kind": "local", "path": str(path)}
+        log(f"{what}: using {path} (placed by hand or fetched before)")
+    else:
+        source = {"kind": "url", "url": url}
+        log(f"{what}: downloading {url}")
+        try:
+            download_file(url, path, timeout, max_bytes)
+        except Exception as exc:  # network, HTTP, timeout, oversize: all mean "not obtainable"
+            raise DownloadError(f"download of {url} failed: {one_line(exc)}") from exc
+    try:
+        check_hash(path, md5)
+    except HashMismatchError:
+        if source["kind"] == "url":
+            path.unlink(missing_ok=True)
+        raise
+    return source
+
+
 def safe_extract(archive: str | Path, dest: str | Path) -> None:
     """Extract a tarball of plain files and folders into `dest`.
 

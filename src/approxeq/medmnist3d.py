@@ -19,7 +19,8 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from .io import atomic_path, check_hash, download_file, file_hash, read_json, write_json_atomic
+from .io import (DownloadError, HashMismatchError, atomic_path, check_hash, file_hash, obtain_verified,
+                 read_json, write_json_atomic)
 
 Log = Callable[[str], None]
 
@@ -171,31 +172,24 @@ def fetch_medmnist(flag: str, dest_dir: str | Path, timeout: float = 120, log: L
     record_file.unlink(missing_ok=True)  # written last: never a stale record
 
     copy_from = npz_path(local_copy, flag) if local_copy else None
-    if not path.is_file() and copy_from is not None and copy_from.is_file():
+    copied = not path.is_file() and copy_from is not None and copy_from.is_file()
+    if copied:
         with atomic_path(path) as tmp:
             shutil.copyfile(copy_from, tmp)
-        source = {"kind": "local", "path": str(copy_from)}
         log(f"{flag}: copied {copy_from}")
-    elif path.is_file():
-        source = {"kind": "local", "path": str(path)}
-        log(f"{flag}: using {path} (placed by hand or fetched before)")
-    else:
-        source = {"kind": "url", "url": url}
-        log(f"{flag}: downloading {url}")
-        try:
-            download_file(url, path, timeout, _MAX_BYTES)
-        except Exception as exc:  # network, HTTP, timeout, oversize: all mean "not obtainable"
-            reason = f"download of {url} failed: {type(exc).__name__}: {' '.join(str(exc).split())}"
-            if allow_synthetic is None:
-                raise MedMNISTError(f"could not obtain {flag}: {reason}. "
-                                    f"{manual_instructions(path.absolute(), url, md5)}") from exc
-            return _install_synthetic(flag, dest, dict(allow_synthetic), reason, log)
     try:
-        check_hash(path, md5)  # names the file, the expected and the actual MD5
-    except Exception:
-        if source["kind"] == "url" or copy_from is not None and source["path"] == str(copy_from):
-            path.unlink(missing_ok=True)  # never leave an unverified download or copy to be reused
+        source = obtain_verified(path, url, md5, timeout, _MAX_BYTES, flag, log)
+    except DownloadError as exc:
+        if allow_synthetic is None:
+            raise MedMNISTError(f"could not obtain {flag}: {exc}. "
+                                f"{manual_instructions(path.absolute(), url, md5)}") from exc
+        return _install_synthetic(flag, dest, dict(allow_synthetic), str(exc), log)
+    except HashMismatchError:
+        if copied:
+            path.unlink(missing_ok=True)  # never leave an unverified copy to be reused
         raise
+    if copied:
+        source = {"kind": "local", "path": str(copy_from)}
     sizes = check_layout(_read_npz(path), info["n_classes"], str(path))
     record = {"flag": flag, "file": path.name, "source": source, "synthetic": False, "md5": md5,
               "sizes": sizes,

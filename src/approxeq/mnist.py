@@ -25,6 +25,7 @@ import numpy as np
 
 from approxeq.io import (
     HashMismatchError,
+    one_line,
     npm_pack_verified,
     atomic_path,
     check_hash,
@@ -288,10 +289,6 @@ def _describe(source: Mapping) -> str:
     return json.dumps(dict(source), sort_keys=True)
 
 
-def _one_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
-
-
 def _holds_valid_files(dest: Path, md5s: Mapping[str, str]) -> bool:
     return all(
         (dest / name).is_file() and file_hash(dest / name) == md5s[key].lower()
@@ -378,13 +375,13 @@ def fetch_mnist(
             record = _try_source(source, dest, md5s, timeout)
         except Exception as exc:  # any failure of one source means: try the next
             failures.append((source, exc))
-            log(f"MNIST: source {source['kind']} failed: {_one_line(exc)}")
+            log(f"MNIST: source {source['kind']} failed: {one_line(exc)}")
             continue
         note = " (SYNTHETIC stand-in, not real MNIST)" if record["synthetic"] else ""
         log(f"MNIST: installed into {dest} from {source['kind']}{note}")
         return record
 
-    lines = "\n".join(f"  - {_describe(s)}: {_one_line(e)}" for s, e in failures)
+    lines = "\n".join(f"  - {_describe(s)}: {one_line(e)}" for s, e in failures)
     raise RuntimeError(f"could not obtain MNIST from any of {len(sources)} sources:\n{lines}") \
         from failures[-1][1]
 

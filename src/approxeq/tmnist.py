@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from .io import (HashMismatchError, atomic_path, check_hash, file_hash, load_splits, npm_pack_verified,
-                 read_json, safe_extract, save_splits, write_json_atomic)
+                 one_line, read_json, safe_extract, save_splits, write_json_atomic)
 from .rotations import rotate_scale_bilinear
 
 __all__ = [
@@ -89,10 +89,6 @@ FONTS_RECORD = "fonts.json"
 RENDER_SIZE = 200  # font size (px) the glyph is drawn at before it is reduced to 20 px
 FIELD, BOX = 28, 20  # MNIST: 28×28 field, long side of the ink box 20 px
 _FONT_KEYS = ("name", "package", "path", "sha256", "file_sha256")
-
-
-def _one_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -171,7 +167,7 @@ def fetch_fonts(dest_dir: str | Path, fonts: Sequence[Mapping] = DEFAULT_FONTS,
             if not allow_synthetic or isinstance(error, HashMismatchError):
                 raise
             # Offline quick runs only: two synthetic faces from Pillow's built-in font.
-            reason = f"{font['package']}: {_one_line(error)}"
+            reason = f"{font['package']}: {one_line(error)}"
             log(f"fonts: {reason}; using the SYNTHETIC stand-in faces")
             record = {"fonts": [], "synthetic": True, "reason": reason}
             write_json_atomic(dest / FONTS_RECORD, record)
