@@ -35,6 +35,8 @@ def test_metadata_comes_from_medmnist_info():
         assert info["url"].startswith("https://") and flag in info["url"]
     with pytest.raises(MedMNISTError, match="not a 3D"):
         dataset_info("pathmnist")
+    import medmnist  # the table read without importing the package is the package's own
+    assert medmnist3d.medmnist_info() == medmnist.INFO
     with pytest.raises(MedMNISTError, match="unknown MedMNIST flag"):
         dataset_info("nodule3d")
 
