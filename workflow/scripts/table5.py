@@ -12,7 +12,9 @@ def main(metric_files, paper_csv, flags, labels, augs, quick, templates, out, lo
     with redirect_to_log(log_path):
         runs = collect_metrics(metric_files)
         synthetic = bool(runs["synthetic"].any())
-        table = medmnist_table(runs, pd.read_csv(paper_csv), flags, labels)
+        # keep_default_na=False: the paper's group "N/A" of the CNN rows is text, not a missing value
+        paper = pd.read_csv(paper_csv, keep_default_na=False)
+        table = medmnist_table(runs, paper, flags, labels)
         notes = []
         if synthetic:
             notes.append("SYNTHETIC DATA: MedMNIST3D could not be downloaded; our rows were computed on a "
