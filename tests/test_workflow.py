@@ -217,7 +217,7 @@ def test_tiny_synthetic_run_end_to_end_on_two_simulated_gpus(tmp_path):
 def test_quick_profile_end_to_end(tmp_path):
     """The documented quick run (snakemake --profile profiles/quick), in a scratch directory."""
     result = snakemake("--profile", str(ROOT / "profiles/quick"), "--directory", str(tmp_path),
-                       cwd=ROOT)
+                       cwd=ROOT, timeout=2400)
     assert result.returncode == 0, result.stderr[-5000:]
     numbers_in_every_trained_cell(tmp_path / "results/quick/tables/table4.csv")
     report = (tmp_path / "reports/report_quick.html").read_text()
@@ -254,7 +254,7 @@ CRASH_CONFIG = {
     "mnist": {"dir": "resources/mnist", "sources": [
         {"kind": "synthetic", "n_train": 600, "n_test": 200, "seed": 0}]},
     "ddmnist": {"groups": ["C4"], "seeds": [0], "per_class": {"train": 2, "val": 1, "test": 1},
-                "artefacts": {"C4": True},
+                "artefacts": {"C4": True}, "latent_study": {"groups": ["C4"], "seeds": [0]},
                 "training": {"batch_size": 50, "epochs": 4, "patience": 4}},
 }
 CRASH_RUN = "results/runs/ddmnist/C4/cnn/seed0"
