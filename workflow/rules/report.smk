@@ -84,7 +84,6 @@ rule report:
         config["report"],
     params:
         templates=lambda w, input: os.path.dirname(input.templates),
-        repo=str(REPO),
     log:
         f"{LOGS}/report.log",
     conda:

@@ -57,5 +57,6 @@ def main(inputs, config, template_dir, repo, output, log_path):
 
 if "snakemake" in globals():
     inputs = {k: v for k, v in snakemake.input.items()}  # noqa: F821
-    main(inputs, dict(snakemake.config), snakemake.params.templates, snakemake.params.repo,  # noqa: F821
+    repo = os.path.dirname(os.path.dirname(snakemake.scriptdir))  # noqa: F821  (workflow/scripts → repo)
+    main(inputs, dict(snakemake.config), snakemake.params.templates, repo,  # noqa: F821
          snakemake.output[0], snakemake.log[0])  # noqa: F821
