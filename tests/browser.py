@@ -26,7 +26,7 @@ window.addEventListener("load", () => {
                                              complete: i.complete})),
     tocLinks: tocLinks,
     unresolved: tocLinks.filter(h => !h.startsWith("#") || !ids.has(h.slice(1))),
-    scorecardRows: document.querySelectorAll("#scorecard-table tbody tr.scorecard-row").length,
+    scorecardRows: document.querySelectorAll("tr.scorecard-row").length,
     counts: Object.fromEntries([...document.querySelectorAll("#scorecard-counts [data-verdict]")]
                                .map(e => [e.dataset.verdict, Number(e.querySelector("strong").textContent)])),
     wideTablesOutsideScroll: [...document.querySelectorAll("table")]

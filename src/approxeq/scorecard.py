@@ -83,7 +83,8 @@ def medmnist_rows(runs: pd.DataFrame | None, paper: pd.DataFrame, flags: dict[st
         require_finite(runs, ["test_accuracy"], "the scorecard (Table 5)")
     rows = []
     for _, p in paper.iterrows():
-        label = p["label"] + (f" ({p['group']})" if p["group"] not in ("N/A", "S4") else "") + \
+        group = "" if pd.isna(p["group"]) else str(p["group"])  # "N/A" reads as NaN
+        label = p["label"] + (f" ({group})" if group not in ("", "N/A", "S4") else "") + \
             (" aug." if p["aug"] == "Yes" and p["model"] != "ours" else "")
         for flag, column in flags.items():
             ours = None if runs is None else runs[(runs["model"] == p["model"]) & (runs["experiment"] == flag)]
