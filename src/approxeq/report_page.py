@@ -15,6 +15,8 @@ import pandas as pd
 from .scorecard import NOT_RUN, OUTSIDE, QUICK, SYNTHETIC, WITHIN
 
 DIGITS = {1: 1, 2: 2, 3: 1, 4: 3, 5: 3, 6: 3}
+SHORT = {WITHIN: "within 2σ", OUTSIDE: "outside 2σ", QUICK: "quick run", SYNTHETIC: "synthetic data",
+         NOT_RUN: "not run"}
 VERDICT_CLASS = {WITHIN: "within", OUTSIDE: "outside", QUICK: "not-comparable",
                  SYNTHETIC: "not-comparable", NOT_RUN: "not-run"}
 PACKAGES = ("torch", "numpy", "scipy", "pandas", "matplotlib", "jinja2", "snakemake", "phiflow",
@@ -52,7 +54,8 @@ def comparison(scorecard: pd.DataFrame, table: int) -> dict:
                 ours="not run" if r["ours_n"] == 0 else mean_std(r["ours_mean"], r["ours_std"], r["ours_n"], digits),
                 paper=mean_std(r["paper_mean"], r["paper_std"], r["paper_n"], digits),
                 delta=signed(r["delta"], digits), delta_sigma=signed(r["delta_sigma"], 1),
-                verdict=r["verdict"], css=VERDICT_CLASS[r["verdict"]], seeds=int(r["ours_n"]))
+                verdict=r["verdict"], short=SHORT[r["verdict"]], css=VERDICT_CLASS[r["verdict"]],
+                seeds=int(r["ours_n"]))
         trained = bool((block["ours_n"] > 0).any())
         body.append(dict(label=label, trained=trained, cells=[cells.get(c) for c in columns]))
     body.sort(key=lambda r: not r["trained"])  # ours first, then the paper's rows not run here
@@ -72,7 +75,8 @@ def scorecard_rows(scorecard: pd.DataFrame) -> list[dict]:
                         ours="–" if r["ours_n"] == 0 else mean_std(r["ours_mean"], r["ours_std"], r["ours_n"], digits),
                         seeds=int(r["ours_n"]), delta=signed(r["delta"], digits),
                         delta_sigma=signed(r["delta_sigma"], 1), verdict=r["verdict"],
-                        css=VERDICT_CLASS[r["verdict"]]))
+                        css=VERDICT_CLASS[r["verdict"]],
+                        note=r["note"] if isinstance(r.get("note"), str) else ""))
     return out
 
 

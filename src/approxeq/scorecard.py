@@ -123,9 +123,8 @@ def exploratory_rows(number: int, table: pd.DataFrame | None, paper: pd.DataFram
     rows = []
     for paper_column, (ours_column, label) in columns.items():
         found = runs is not None and len(runs) > 0 and ours_column in runs
-        note = "the paper's runs are unseeded: mean over runs compared"
-        if number == 3:
-            note += "; the paper's column labels were lost, taken as eigenvalues 1, i, −1, −i"
+        # (the paper's runs are unseeded, so the mean over runs is compared: the report says so once)
+        note = "the paper's column labels were lost: read as eigenvalues 1, i, −1, −i" if number == 3 else ""
         rows.append(_row(number, section, "irreducible count", "ours", "Ours", label,
                          _stats(paper[paper_column]),
                          _stats(runs[ours_column]) if found else None,
@@ -162,6 +161,8 @@ def verdicts(rows: list[dict], quick: bool) -> pd.DataFrame:
         return WITHIN if abs(r["delta_sigma"]) <= 2 + 1e-9 else OUTSIDE  # 2σ exactly: within
 
     frame["verdict"] = frame.apply(verdict, axis=1)
+    synthetic = frame["synthetic"].astype(bool) & frame["verdict"].eq(QUICK)  # both apply: say so
+    frame.loc[synthetic, "note"] = ("synthetic data; " + frame.loc[synthetic, "note"].fillna("")).str.rstrip("; ")
     return frame[COLUMNS + ["synthetic"]].sort_values(["table"], kind="stable", ignore_index=True)
 
 
