@@ -40,6 +40,7 @@ localrules:
     table6,
     aggregate_latent_study,
     latent_study_table,
+    scorecard,
     report,
 
 

@@ -82,3 +82,22 @@ def test_exploratory_tables_refuse_a_non_finite_loss():
                "test_equivariance_out": 0.1, "input_action_homomorphism_error_max": 0.0}
     with pytest.raises(MetricError, match=r"tmnist/C2/learned/seed0: test_algebra = nan"):
         exploratory_table([metrics], [{}], pd.read_csv(PAPER / "table1.csv"))
+
+
+def test_latex_tables_compile(tmp_path):
+    """The .tex of a table with what broke pdflatex before (underscores, χ, →, ≅, –, ‖, many
+    columns, seeds as floats) compiles with booktabs; integers print as integers."""
+    from latex import compile_tables
+
+    from approxeq.reporting import latex_table, write_table
+
+    table = pd.DataFrame({"model_name": ["ours_bn_elu", "cnn"], "seed": [0.0, 1.0],
+                          "m(χ_1)": [3.0, 4.5], "loss (X→Z)": [5e-6, 0.25], "group": ["D3 ≅ S3", "C4"],
+                          "‖E(g·x) − ρ(g)E(x)‖": ["1.41 (–)", "0.30 (0.01)"], "100% & #$": ["{a}", "~^\\"]})
+    tex = latex_table(table, "Caption with x_1, λ = 0.5 and 50% – QUICK RUN", "tab:test")
+    assert "\\toprule" in tex and "0.000000" not in tex and " & 0 & " in tex and "5.0e-06" in tex
+    out = {"csv": tmp_path / "t.csv", "tex": tmp_path / "t.tex", "html": tmp_path / "t.html"}
+    write_table(out, table, "Table X: a_b", ["QUICK RUN: small.", "A note with χ."],
+                Path(__file__).resolve().parents[1] / "reports/templates", "tab:x")
+    assert "QUICK RUN" in out["tex"].read_text() and 'class="mark"' in out["html"].read_text()
+    assert (compile_tables([out["tex"]], tmp_path / "latex")).stat().st_size > 1000

@@ -11,7 +11,10 @@ import pandas as pd
 import pytest
 import yaml
 
+import browser
+from approxeq import scorecard
 from approxeq.mnist import load_mnist
+from latex import compile_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK_STUDY_RUNS = 1 + 4  # the CNN and ours at 2 placements × 2 penalties (config.quick.yaml)
@@ -202,6 +205,12 @@ def test_tiny_synthetic_run_end_to_end_on_two_simulated_gpus(tmp_path):
     assert "SYNTHETIC" in (tmp_path / "results/tables/table5.html").read_text()
     assert pd.read_csv(tmp_path / "results/tables/table5_details.csv")["synthetic"].all()
     assert (tmp_path / "results/figures/medmnist_rotations.png").stat().st_size > 10_000
+    compile_tables(sorted((tmp_path / "results/tables").glob("*.tex")), tmp_path / "latex")
+    card = pd.read_csv(tmp_path / "results/tables/scorecard.csv")  # quick: nothing is comparable
+    assert set(card["verdict"]) == {scorecard.QUICK, scorecard.NOT_RUN}
+    trained = card[card["verdict"] == scorecard.QUICK]
+    assert sorted(trained["table"].value_counts().items()) == [(1, 2), (2, 3), (3, 4), (4, 6), (5, 9), (6, 6)]
+    assert trained[["ours_mean", "paper_mean", "delta", "delta_sigma"]].notna().all().all()
     runs = [json.loads(p.read_text()) for p in (tmp_path / "results/runs").rglob("train.json")]
     assert len(runs) == 6 + 5 + 6 + 3 + 9  # DDMNIST, latent study variants, Section 4, SMOKE, MedMNIST3D
     by_gpu = {}
@@ -221,11 +230,17 @@ def test_quick_profile_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr[-5000:]
     numbers_in_every_trained_cell(tmp_path / "results/quick/tables/table4.csv")
     report = (tmp_path / "reports/report_quick.html").read_text()
-    for section in ("Table 4", "Latent study", "Table 1", "Table 2", "Table 3", "Table 5", "Table 6",
+    for section in ("Scorecard", "Table 4", "Latent study", "Figure 6", "Provenance", "Table 1", "Table 2", "Table 3", "Table 5", "Table 6",
                     "Figure 2", "Figure 3",
                     "Figure 4", "Figure 5", "Figure 7"):
         assert section in report, section
     assert "QUICK RUN" in report
+    card = pd.read_csv(tmp_path / "results/quick/tables/scorecard.csv")
+    chromium = browser.find_chromium()
+    if chromium:  # the reader's view; the tiny hand-made report's test says so where it is skipped
+        browser.check_report(chromium, tmp_path / "reports/report_quick.html", tmp_path, len(card))
+        browser.screenshot(chromium, tmp_path / "reports/report_quick.html",
+                           ROOT / "results/browser/report_quick_first_screen.png")
     medmnist = pd.read_csv(tmp_path / "results/quick/tables/table5.csv")
     assert not medmnist[medmnist["Source"] == "this run"].isin(["–"]).any().any()
     fonts = json.loads((tmp_path / "results/quick/data/tmnist.npz.json").read_text())

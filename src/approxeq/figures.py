@@ -52,27 +52,36 @@ def ddmnist_examples(datasets: dict[str, tuple[dict, dict]], path: str | Path, q
                 if k == 2:
                     title += f" g={product.elements[int(g[i])]}"
                 ax.set_title(title, fontsize=7)
-    fig.suptitle("DDMNIST examples" + label_suffix(quick, synthetic))
+    fig.suptitle("Figure 6: DDMNIST examples" + label_suffix(quick, synthetic))
     fig.tight_layout()
     save(fig, path)
 
 
 def training_curves(histories: dict[tuple[str, str, int], Path], labels: dict[str, str],
                     path: str | Path, quick: bool, synthetic: bool, metric: str = "validation accuracy") -> None:
-    """Validation metric per epoch, one panel per group, one colour per model, one line per seed."""
+    """Validation metric per epoch, one panel per group, one colour per model, one line style per
+    seed (both in the legend), whole epochs on the x axis."""
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
     groups = sorted({key[0] for key in histories})
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.4), squeeze=False)
     colours = dict(zip(labels, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    seeds = sorted({key[2] for key in histories})
+    styles = dict(zip(seeds, ["-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1))] * (len(seeds) // 5 + 1)))
     for (group, model, seed), history_path in sorted(histories.items()):
         records = [json.loads(line) for line in Path(history_path).read_text().splitlines() if line]
         ax = axes[0, groups.index(group)]
         ax.plot([r["epoch"] for r in records], [r["val_metric"] for r in records],
-                color=colours.get(model), alpha=0.8,
-                label=labels.get(model, model) if seed == min(s for g, m, s in histories if m == model) else None)
+                color=colours.get(model), linestyle=styles[seed], alpha=0.85, marker="." if len(records) < 8 else None)
         ax.set_title(group), ax.set_xlabel("epoch"), ax.set_ylabel(metric)
+    handles = [Line2D([], [], color=colours.get(m), label=labels.get(m, m))
+               for m in dict.fromkeys(key[1] for key in sorted(histories))]
+    handles += [Line2D([], [], color="0.3", linestyle=styles[s], label=f"seed {s}") for s in seeds]
     for ax in axes[0]:
-        ax.legend(fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
+    axes[0, -1].legend(handles=handles, fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.suptitle(f"DDMNIST {metric} during training" + label_suffix(quick, synthetic))
     fig.tight_layout()
     save(fig, path)
@@ -81,7 +90,10 @@ def training_curves(histories: dict[tuple[str, str, int], Path], labels: dict[st
 def eigenvalue_trajectories(histories: dict[str, tuple[Path, str]], path: str | Path, quick: bool,
                             synthetic: bool) -> None:
     """Figure 4: eigenvalues of a learned generator matrix on the complex plane, one point per
-    eigenvalue per epoch, coloured by epoch, with the unit circle and the n-th roots of unity."""
+    eigenvalue per epoch, coloured by epoch, with the unit circle and the n-th roots of unity.
+    `synthetic` is not shown for the whole figure: each panel's title says whether its data were."""
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = plt.subplots(1, len(histories), figsize=(4.3 * len(histories), 4.3), squeeze=False)
     circle = np.exp(1j * np.linspace(0, 2 * np.pi, 400))
     for ax, (title, (history_path, group)) in zip(axes[0], histories.items()):
@@ -92,12 +104,17 @@ def eigenvalue_trajectories(histories: dict[str, tuple[Path, str]], path: str | 
         ax.plot(circle.real, circle.imag, color="0.7", lw=1)
         order = {"C": int(group[1:]), "D": 3 if group == "D3" else int(group[1:])}.get(group[0], 1)
         roots = np.exp(2j * np.pi * np.arange(order) / order)
-        ax.scatter(roots.real, roots.imag, marker="x", color="k", s=60, zorder=3, label=f"{order}-th roots")
+        ax.scatter(roots.real, roots.imag, marker="x", color="k", s=60, zorder=3,
+                   label=f"roots of unity of order {order}")
         points = ax.scatter(real, imag, c=epochs, cmap="viridis", s=8, alpha=0.8)
         ax.set_aspect("equal"), ax.set_xlim(-1.6, 1.6), ax.set_ylim(-1.6, 1.6)
+        ax.set_xlabel("Re λ"), ax.set_ylabel("Im λ")
         ax.set_title(title, fontsize=9), ax.legend(fontsize=7, loc="lower left")
-        fig.colorbar(points, ax=ax, fraction=0.046, label="epoch")
-    fig.suptitle("Eigenvalues of the learned generator during training" + label_suffix(quick, synthetic))
+        bar = fig.colorbar(points, ax=ax, fraction=0.046, label="epoch")
+        bar.locator = MaxNLocator(integer=True)
+        bar.update_ticks()
+    # SYNTHETIC DATA is marked per panel (in its title), only where that panel's data were synthetic.
+    fig.suptitle("Figure 4: eigenvalues of the learned generator during training" + label_suffix(quick, False))
     fig.tight_layout()
     save(fig, path)
 
@@ -106,7 +123,7 @@ def image_grid(rows: list[tuple[str, np.ndarray]], path: str | Path, title: str,
                column_titles: list[str] | None = None) -> None:
     """Rows of grey images (each row: label, array N×H×W in [0, 1] or uint8)."""
     n = max(len(images) for _, images in rows)
-    fig, axes = plt.subplots(len(rows), n, figsize=(1.3 * n, 1.45 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.25 * n, 1.35 * len(rows)), squeeze=False)
     for r, (label, images) in enumerate(rows):
         for c in range(n):
             ax = axes[r, c]
@@ -115,10 +132,10 @@ def image_grid(rows: list[tuple[str, np.ndarray]], path: str | Path, title: str,
                 image = images[c]
                 ax.imshow(image, cmap="gray", vmin=0, vmax=255 if image.dtype == np.uint8 else 1)
             if c == 0:
-                ax.set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+                ax.set_ylabel(label, fontsize=9, rotation=0, ha="right", va="center")
             if r == 0 and column_titles:
-                ax.set_title(column_titles[c], fontsize=7)
-    fig.suptitle(title, fontsize=10)
+                ax.set_title(column_titles[c], fontsize=9)
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     save(fig, path)
 
@@ -137,7 +154,7 @@ def quiver(ax, field: np.ndarray, step: int, title: str) -> None:
 def smoke_frames(density: np.ndarray, velocity: np.ndarray, frames: list[int], path: str | Path,
                  title: str) -> None:
     """Figure 2: smoke density (top) and velocity (bottom) of one plume at a few frames."""
-    fig, axes = plt.subplots(2, len(frames), figsize=(2.6 * len(frames), 5.4), squeeze=False)
+    fig, axes = plt.subplots(2, len(frames), figsize=(2.6 * len(frames), 6.0), squeeze=False)
     step = max(1, velocity.shape[-1] // 16)
     for c, f in enumerate(frames):
         axes[0, c].imshow(density[f], origin="lower", cmap="gray")
@@ -145,7 +162,7 @@ def smoke_frames(density: np.ndarray, velocity: np.ndarray, frames: list[int], p
         axes[0, c].set_xticks([]), axes[0, c].set_yticks([])
         quiver(axes[1, c], velocity[f], step, f"velocity, frame {f}")
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(h_pad=2.0)
     save(fig, path)
 
 

@@ -103,10 +103,13 @@ def compare_with_paper(summary: pd.DataFrame, paper: pd.DataFrame, labels: dict[
     return table.sort_values(["_order", "group"], ignore_index=True)[columns]
 
 
-def mean_std(mean: float, std: float, digits: int = 3) -> str:
+def mean_std(mean: float, std: float, digits: int = 3, n: int | None = None) -> str:
+    """'mean (std)'; the std of a single seed (n = 1, or std missing) is '–'."""
     if pd.isna(mean):
         return "–"
-    return f"{mean:.{digits}f} ({std:.{digits}f})" if not pd.isna(std) else f"{mean:.{digits}f}"
+    if pd.isna(std) or (n is not None and n < 2):
+        return f"{mean:.{digits}f} (–)"
+    return f"{mean:.{digits}f} ({std:.{digits}f})"
 
 
 def wide_table(long: pd.DataFrame, groups: list[str]) -> pd.DataFrame:
@@ -126,7 +129,8 @@ def wide_table(long: pd.DataFrame, groups: list[str]) -> pd.DataFrame:
             for group in groups:
                 if group in by_group.index:
                     r = by_group.loc[group]
-                    row[group] = mean_std(r[mean_col], r[std_col])
+                    row[group] = mean_std(r[mean_col], r[std_col],
+                                          n=r["seeds"] if source == "this run" else None)
                     row[f"Par (M) {group}"] = "–" if pd.isna(r[par_col]) else f"{r[par_col]:.2f}"
                 else:
                     row[group], row[f"Par (M) {group}"] = "–", "–"
@@ -188,8 +192,8 @@ def smoke_table(runs: pd.DataFrame, paper: pd.DataFrame, labels: dict[str, str],
             for h in horizons:
                 for split in ("future", "domain"):
                     column = ours[f"{split}_rmse_h{h}"]
-                    row[f"{split.capitalize()} (h={h})"] = mean_std(column.mean(), column.std(ddof=1)
-                                                                   if len(column) > 1 else 0.0, 3)
+                    row[f"{split.capitalize()} (h={h})"] = mean_std(column.mean(), column.std(ddof=1),
+                                                                   3, n=len(column))
             row["Par (M)"] = f"{ours['parameters'].iloc[0] / 1e6:.2f}"
             row["latent equivariance (rel.)"] = f"{ours['latent_equivariance_relative'].mean():.3f}"
             rows.append(row)
@@ -220,8 +224,7 @@ def medmnist_table(runs: pd.DataFrame, paper: pd.DataFrame, flags: dict[str, str
                    "seeds": int(ours.groupby("experiment")["seed"].count().min())}
             for flag, column in flags.items():
                 values = ours.loc[ours["experiment"] == flag, "test_accuracy"]
-                row[column] = mean_std(values.mean(), values.std(ddof=1)) if len(values) > 1 else \
-                    (f"{values.iloc[0]:.3f} (–)" if len(values) else "–")
+                row[column] = mean_std(values.mean(), values.std(ddof=1), n=len(values))
             row["Par (M)"] = f"{ours['parameters'].max() / 1e6:.2f}"
             rows.append(row)
         row = {"Group": p["group"], "Model": p["label"], "Aug": p["aug"],

@@ -10,7 +10,12 @@ from approxeq.logs import redirect_to_log
 from approxeq.representations import apply_matrices
 
 AUTOENCODERS = ("tmnist", "mnist_d3")
-N_EXAMPLES = 8
+N_EXAMPLES = 4
+
+
+def pairs(target, decoded):
+    """Images of one row: each example's target g·x, then its decoding D(W_g E(x)) beside it."""
+    return torch.stack([target[:, 0], decoded[:, 0]], dim=1).flatten(0, 1).numpy()
 
 
 @torch.no_grad()
@@ -22,7 +27,7 @@ def rows_for(run, model_path):
     group = group_from_name(run["group"])
     x = setup.test_sets["test"][0][:N_EXAMPLES]
     name = run["experiment"]
-    rows = [(f"{name}: x", x[:, 0].numpy()), (f"{name}: D(E(x))", model(x)[:, 0].numpy())]
+    rows = [(f"{name}\ng = e", pairs(x, model(x)))]
     matrices = model.representation.element_matrices()
     z = model.encoder(x)
     for g in range(group.order):
@@ -30,9 +35,8 @@ def rows_for(run, model_path):
             continue
         elements = torch.full((len(x),), g)
         label = group.elements[g]
-        rows.append((f"{name}: g·x, g={label}", setup.input_action(x, elements)[:, 0].numpy()))
         decoded = model.head(apply_matrices(matrices, elements, z))
-        rows.append((f"{name}: D(W_g E(x)), g={label}", decoded[:, 0].numpy()))
+        rows.append((f"{name}\ng = {label}", pairs(setup.input_action(x, elements), decoded)))
     return rows, setup.synthetic
 
 
@@ -46,8 +50,9 @@ def main(models, infos, quick, output, log_path):
                 new_rows, fake = rows_for(run, model_path)
                 rows += new_rows
                 synthetic |= fake
-        image_grid(rows, output, "Decoded latent transformations D(W_g E(x)) beside g·x"
-                   + label_suffix(quick, synthetic))
+        image_grid(rows, output, "Figure 3: decoded latent transformations (each pair: g·x, then D(W_g E(x)))"
+                   + label_suffix(quick, synthetic),
+                   column_titles=["g·x", "D(W_g E(x))"] * N_EXAMPLES)
 
 
 if "snakemake" in globals():

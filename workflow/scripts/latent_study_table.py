@@ -18,8 +18,7 @@ def main(runs_csv, paper_csv, study, labels, quick, templates, out, log_path):
             notes.append("SYNTHETIC DATA: built from a synthetic stand-in for MNIST.")
         caption = ("DDMNIST latent study: test accuracy on the transformed and the clean test set, "
                    "relative equivariance error ‖E(g·x) − ρ(g)E(x)‖ / ‖ρ(g)E(x)‖ at the latent "
-                   "(√2 ≈ 1.41: not equivariant) and at the head's input, mean latent norm. "
-                   + " ".join(notes)).strip()
+                   "(√2 ≈ 1.41: not equivariant) and at the head's input, mean latent norm.")
         table.insert(0, "quick_run", quick)
         shown = shown_table(table)
         write_table(out, shown, caption, notes, templates, "tab:latent-study", csv_table=table,

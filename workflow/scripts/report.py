@@ -1,43 +1,53 @@
-"""Snakemake `script:` entry point: the reproducibility report, one self-contained HTML page."""
+"""Snakemake `script:` entry point: the reproducibility report, one self-contained HTML page: the
+scorecard first, then the paper's sections in the paper's order, methods and settings, provenance."""
 import datetime
+import json
+import os
 import platform
-import subprocess
 
 import pandas as pd
+import yaml
 
 from approxeq.io import write_text_atomic
 from approxeq.logs import redirect_to_log
-from approxeq.reporting import png_data_uri, render_template
+from approxeq.report_page import (comparison, config_hash, data_files, git_state, package_versions,
+                                  run_provenance, scorecard_rows)
+from approxeq.reporting import png_data_uri, readable, render_template
+from approxeq.scorecard import counts
 
 
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=10).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def main(inputs, config, template_dir, output, log_path):
+def main(inputs, config, template_dir, repo, output, log_path):
     with redirect_to_log(log_path):
+        scorecard = pd.read_csv(inputs["scorecard"])
         runs = pd.read_csv(inputs["runs"])
-        synthetic_sources = pd.read_csv(inputs["exploratory_runs"])["synthetic"].any()
-        comparison = pd.read_csv(inputs["table4_csv"])
+        exploratory_runs = pd.read_csv(inputs["exploratory_runs"])
+        report_dir = os.path.dirname(os.path.abspath(output))
+
+        def link(path):  # a results file, relative to the report
+            return os.path.relpath(os.path.abspath(path), report_dir)
+
         html = render_template(
             "report.html.j2", template_dir,
-            config=config, quick=config["quick"], synthetic=bool(runs["synthetic"].any()),
-            exploratory_synthetic=bool(synthetic_sources),
+            config=config, quick=config["quick"],
+            ddmnist_synthetic=bool(runs["synthetic"].any()),
+            exploratory_synthetic={e: bool(block["synthetic"].any())
+                                   for e, block in exploratory_runs.groupby("experiment")},
+            medmnist_synthetic=bool(scorecard.loc[scorecard["table"] == 5, "synthetic"].any()),
             generated=datetime.datetime.now().isoformat(timespec="seconds"),
-            commit=git_commit(), python=platform.python_version(),
-            table4=open(inputs["table4_html"]).read(),
-            comparison=comparison.round(4).fillna("–"),
-            runs=runs.round(4),
-            exploratory_tables=[open(inputs[f"table{n}_html"]).read() for n in (1, 2, 3)],
-            table5=open(inputs["table5_html"]).read(),
-            table5_details=open(inputs["table5_details_html"]).read(),
-            table6=open(inputs["table6_html"]).read(),
-            latent_study=open(inputs["latent_study_html"]).read(),
-            exploratory_runs=pd.read_csv(inputs["exploratory_runs"]).round(5),
+            git=git_state(repo), python=platform.python_version(),
+            scorecard=scorecard_rows(scorecard), counts=counts(scorecard),
+            comparisons={n: comparison(scorecard, n) for n in range(1, 7)},
+            tables={name: open(inputs[name]).read() for name in
+                    ("table1_html", "table2_html", "table3_html", "table4_html", "table5_html",
+                     "table5_details_html", "table6_html", "latent_study_html")},
+            links={name: link(inputs[name]) for name in
+                   ("scorecard", "runs", "exploratory_runs", "table1_csv", "table2_csv", "table3_csv",
+                    "table4_csv", "table5_csv", "table5_details_csv", "table6_csv", "latent_study_csv")},
+            runs=readable(runs), exploratory_runs=readable(exploratory_runs),
+            config_yaml=yaml.safe_dump(json.loads(json.dumps(config, default=str)), sort_keys=False),
+            config_hash=config_hash(config), data=data_files(list(inputs["data"])),
+            packages=package_versions(),
+            run_provenance=readable(run_provenance(list(inputs["metrics"]))),
             figures={name: png_data_uri(inputs[name])
                      for name in ("fig_examples", "fig_training", "fig3", "fig4", "fig5", "fig2", "fig7",
                                   "fig_medmnist", "fig_latent_study")})
@@ -46,5 +56,7 @@ def main(inputs, config, template_dir, output, log_path):
 
 
 if "snakemake" in globals():
-    main(dict(snakemake.input), dict(snakemake.config), snakemake.params.templates,  # noqa: F821
+    inputs = {k: v for k, v in snakemake.input.items()}  # noqa: F821
+    repo = os.path.dirname(os.path.dirname(snakemake.scriptdir))  # noqa: F821  (workflow/scripts → repo)
+    main(inputs, dict(snakemake.config), snakemake.params.templates, repo,  # noqa: F821
          snakemake.output[0], snakemake.log[0])  # noqa: F821

@@ -26,8 +26,8 @@ def main(runs_csv, paper_csv, groups, labels, quick, templates, out, log_path):
             notes.append("SYNTHETIC DATA: built from a synthetic stand-in for MNIST.")
         long.insert(0, "quick_run", quick)
         long.insert(1, "synthetic_data", long["synthetic"].fillna(False).astype(bool))
-        caption = ("DDMNIST test accuracy on the transformed test set, mean (std) over seeds "
-                   "(the clean test set: ours_clean_mean in the CSV). " + " ".join(notes)).strip()
+        caption = ("Table 4: DDMNIST test accuracy on the transformed test set, mean (std) over seeds "
+                   "(the clean test set: ours_clean_mean in the CSV); Par (M): parameters in millions.")
         write_table(out, wide, caption, notes, templates, "tab:ddmnist",
                     csv_table=long.drop(columns=["synthetic"]), row_classes=source_row_classes(wide["Source"]))
         print(wide.to_string())

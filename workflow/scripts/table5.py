@@ -4,7 +4,7 @@ import pandas as pd
 
 from approxeq.io import write_text_atomic
 from approxeq.logs import redirect_to_log
-from approxeq.reporting import render_template, source_row_classes, write_table
+from approxeq.reporting import render_table, source_row_classes, write_table
 from approxeq.tables import collect_metrics, medmnist_details, medmnist_table
 
 
@@ -33,9 +33,8 @@ def main(metric_files, paper_csv, flags, labels, augs, quick, templates, out, lo
                           "test set and on the same volumes rotated by a seeded random element of O, "
                           "and the latent's relative equivariance error ‖E(g·x) − ρ(g)E(x)‖ / ‖ρ(g)E(x)‖ "
                           "(≈ 1.41 for unrelated vectors), means over seeds.")
-        write_text_atomic(out["details_html"], render_template(
-            "table.html.j2", templates, table=details, caption=detail_caption, notes=notes,
-            row_classes=["ours"] * len(details)))
+        write_text_atomic(out["details_html"], render_table(details, detail_caption, notes, templates,
+                                                            ["ours"] * len(details)))
         print(table.to_string())
         print(details.to_string())
 

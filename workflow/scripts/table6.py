@@ -17,7 +17,7 @@ def main(metric_files, paper_csv, labels, horizons, test_horizon, quick, templat
         notes.append(f"Test horizon: {test_horizon} predicted frames as the paper's text says (the "
                      f"original test code rolls out 20); RMSE at every horizon {horizons} is shown. "
                      "Our SMOKE data are regenerated with PhiFlow 3.4, not the authors' files.")
-        caption = "Table 6: SMOKE test RMSE, mean (std) over seeds. " + " ".join(notes)
+        caption = "Table 6: SMOKE test RMSE, mean (std) over seeds; Par (M): parameters in millions."
         write_table(out, table, caption, notes, templates, "tab:smoke",
                     csv_table=table.assign(quick_run=quick), row_classes=source_row_classes(table["Source"]))
         print(table.to_string())

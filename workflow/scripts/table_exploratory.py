@@ -5,11 +5,33 @@ import pandas as pd
 from approxeq.io import read_json
 from approxeq.logs import redirect_to_log
 from approxeq.reporting import write_table
+from approxeq.scorecard import EXPLORATORY
 from approxeq.tables import exploratory_table
 
 TITLES = {"tmnist": "Table 1: TMNIST autoencoder, C2, d = 42",
           "mnist_d3": "Table 2: MNIST autoencoder, D3 ≅ S3, d = 30",
           "cifar10": "Table 3: CIFAR10 classifier, C4, d = 64"}
+
+
+def shown_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The table as shown (HTML, LaTeX): each of the paper's count columns right after ours of the
+    same irreducible, then how far the run is from a representation; the losses stay in the CSV."""
+    paper = [c for c in table.columns if c.startswith("paper ")]
+    counts = [c for c in table.columns if c.startswith(("eig ", "m("))]
+    ours_of = {p: o for number, (_, _, mapping) in EXPLORATORY.items()
+               for p, (o, _) in mapping.items()}
+    label_of = {p: label for number, (_, _, mapping) in EXPLORATORY.items()
+                for p, (_, label) in mapping.items()}
+    columns = ["run", "seed"]
+    for column in counts:
+        columns.append(column)
+        columns += [p for p in paper if ours_of.get(p.removeprefix("paper ")) == column and p not in columns]
+    columns += [p for p in paper if p not in columns]
+    columns += [c for c in ("max eigenvalue distance", "distance to integers", "homomorphism error",
+                            "algebra loss") if c in table.columns]
+    shown = table[columns].rename(
+        columns={p: "paper: " + label_of.get(p.removeprefix("paper "), p.removeprefix("paper ")) for p in paper})
+    return shown
 
 
 def main(metric_files, decomposition_files, paper_csv, experiment, quick, templates, out, log_path):
@@ -24,8 +46,8 @@ def main(metric_files, decomposition_files, paper_csv, experiment, quick, templa
         if experiment == "cifar10":
             notes.append("The paper's column labels for Table 3 were lost in its text; its columns are "
                          "shown in the paper's order, ours as eigenvalues 1, i, -1, -i.")
-        caption = " ".join([TITLES.get(experiment, experiment)] + notes)
-        shown = table.round(4).astype(object).fillna("–")
+        caption = TITLES.get(experiment, experiment) + ": every run, then mean and std over runs"
+        shown = shown_table(table)
         write_table(out, shown, caption, notes, templates, f"tab:{experiment}",
                     csv_table=table.assign(quick_run=quick),
                     row_classes=["summary" if r in ("mean", "std") else "" for r in table["run"]])

@@ -1,0 +1,145 @@
+"""What the report page shows, computed from the pipeline's outputs: the scorecard's compact
+comparison tables (ours beside the paper's value in one cell, Δ coloured by verdict) and the
+provenance appendix (commit, configuration hash, data hashes, package versions, runs)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from .scorecard import NOT_RUN, OUTSIDE, QUICK, SYNTHETIC, WITHIN
+
+DIGITS = {1: 1, 2: 2, 3: 1, 4: 3, 5: 3, 6: 3}
+SHORT = {WITHIN: "within 2σ", OUTSIDE: "outside 2σ", QUICK: "quick run", SYNTHETIC: "synthetic data",
+         NOT_RUN: "not run"}
+VERDICT_CLASS = {WITHIN: "within", OUTSIDE: "outside", QUICK: "not-comparable",
+                 SYNTHETIC: "not-comparable", NOT_RUN: "not-run"}
+PACKAGES = ("torch", "numpy", "scipy", "pandas", "matplotlib", "jinja2", "snakemake", "phiflow",
+            "medmnist", "pillow", "pyyaml")
+
+
+def mean_std(mean: float, std: float, n: int, digits: int) -> str:
+    """'0.912 (0.004)'; a single value's std is '–' (there is none), a missing value '–'."""
+    if mean is None or pd.isna(mean):
+        return "–"
+    spread = "–" if n < 2 or pd.isna(std) else f"{std:.{digits}f}"
+    return f"{mean:.{digits}f} ({spread})"
+
+
+def signed(value: float, digits: int) -> str:
+    if pd.isna(value):
+        return "–"
+    if math.isinf(value):
+        return "+∞" if value > 0 else "−∞"
+    return f"{value:+.{digits}f}".replace("-", "−")
+
+
+def comparison(scorecard: pd.DataFrame, table: int) -> dict:
+    """One compact table of the report: a row per model (the paper's order), a column per
+    quantity of the paper's table (group, data set, split, irreducible), each cell ours beside the
+    paper's value with Δ and Δ/σ, classed by verdict."""
+    rows = scorecard[scorecard["table"] == table]
+    digits = DIGITS.get(table, 3)
+    columns = list(dict.fromkeys(rows["column"]))
+    body = []
+    for label, block in rows.groupby("label", sort=False):
+        cells = {}
+        for _, r in block.iterrows():
+            cells[r["column"]] = dict(
+                ours="not run" if r["ours_n"] == 0 else mean_std(r["ours_mean"], r["ours_std"], r["ours_n"], digits),
+                paper=mean_std(r["paper_mean"], r["paper_std"], r["paper_n"], digits),
+                delta=signed(r["delta"], digits), delta_sigma=signed(r["delta_sigma"], 1),
+                verdict=r["verdict"], short=SHORT[r["verdict"]], css=VERDICT_CLASS[r["verdict"]],
+                seeds=int(r["ours_n"]))
+        trained = bool((block["ours_n"] > 0).any())
+        body.append(dict(label=label, trained=trained, cells=[cells.get(c) for c in columns]))
+    body.sort(key=lambda r: not r["trained"])  # ours first, then the paper's rows not run here
+    quantity = rows["quantity"].iloc[0] if len(rows) else ""
+    return dict(table=table, columns=columns, rows=body, quantity=quantity,
+                notes=sorted(set(n for n in rows.get("note", []) if isinstance(n, str) and n)))
+
+
+def scorecard_rows(scorecard: pd.DataFrame) -> list[dict]:
+    """The scorecard as displayed: one entry per reproduced number."""
+    out = []
+    for _, r in scorecard.iterrows():
+        digits = DIGITS.get(int(r["table"]), 3)
+        out.append(dict(table=int(r["table"]), section=r["section"], quantity=r["quantity"],
+                        label=r["label"], column=r["column"],
+                        paper=mean_std(r["paper_mean"], r["paper_std"], r["paper_n"], digits),
+                        ours="–" if r["ours_n"] == 0 else mean_std(r["ours_mean"], r["ours_std"], r["ours_n"], digits),
+                        seeds=int(r["ours_n"]), delta=signed(r["delta"], digits),
+                        delta_sigma=signed(r["delta_sigma"], 1), verdict=r["verdict"],
+                        css=VERDICT_CLASS[r["verdict"]],
+                        note=r["note"] if isinstance(r.get("note"), str) else ""))
+    return out
+
+
+def git_state(repo: str | Path) -> dict:
+    """Commit (full hash) and whether the working tree had uncommitted changes."""
+    def git(*args):
+        try:
+            return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                                  timeout=20).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    commit = git("rev-parse", "HEAD") or "unknown"
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no")) if commit != "unknown" else None
+    return dict(commit=commit, dirty=dirty)
+
+
+def sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def config_hash(config: dict) -> str:
+    """sha256 of the resolved configuration as canonical JSON (sorted keys)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def data_files(paths: list[str]) -> list[dict]:
+    """Path, size and sha256 of every data file the runs read (a MedMNIST3D or CIFAR10 record's
+    data file beside it too, where present)."""
+    seen, out = set(), []
+    for path in paths:
+        candidates = [Path(path)]
+        if path.endswith(".json") and Path(path[:-5] + ".npz").exists():
+            candidates.append(Path(path[:-5] + ".npz"))
+        for p in candidates:
+            if p in seen or not p.is_file():
+                continue
+            seen.add(p)
+            out.append(dict(path=str(p), bytes=p.stat().st_size, sha256=sha256(p)))
+    return out
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def run_provenance(metric_files: list[str]) -> pd.DataFrame:
+    """Per run: device, wall time of training, epochs run and the best epoch."""
+    rows = []
+    for path in metric_files:
+        m = json.loads(Path(path).read_text())
+        rows.append({"experiment": m["experiment"], "group": m["group"], "model": m["model"],
+                     "seed": int(m["seed"]), "device": m.get("device", "–"),
+                     "train seconds": m.get("train_seconds", math.nan),
+                     "epochs run": m.get("epochs_run", math.nan), "best epoch": m.get("best_epoch", math.nan),
+                     "synthetic data": bool(m.get("synthetic", False))})
+    return pd.DataFrame(rows)

@@ -1,0 +1,30 @@
+"""Snakemake `script:` entry point: the scorecard (every reproduced number of the paper's Tables
+1-6: paper, ours, Δ, Δ/σ, verdict) as CSV."""
+import pandas as pd
+
+from approxeq.io import write_text_atomic
+from approxeq.logs import redirect_to_log
+from approxeq.scorecard import (counts, ddmnist_rows, exploratory_rows, medmnist_rows, smoke_rows,
+                                verdicts)
+from approxeq.tables import collect_metrics
+
+
+def main(inputs, flags, test_horizon, quick, output, log_path):
+    with redirect_to_log(log_path):
+        rows = []
+        for number in (1, 2, 3):
+            rows += exploratory_rows(number, pd.read_csv(inputs[f"table{number}"]),
+                                     pd.read_csv(inputs[f"paper{number}"]))
+        rows += ddmnist_rows(pd.read_csv(inputs["ddmnist_runs"]), pd.read_csv(inputs["paper4"]))
+        rows += medmnist_rows(collect_metrics(inputs["medmnist"]), pd.read_csv(inputs["paper5"]), flags)
+        rows += smoke_rows(collect_metrics(inputs["smoke"]), pd.read_csv(inputs["paper6"]), test_horizon)
+        scorecard = verdicts(rows, quick)
+        write_text_atomic(output, scorecard.to_csv(index=False))
+        print(counts(scorecard))
+        print(scorecard.to_string())
+
+
+if "snakemake" in globals():
+    p = snakemake.params  # noqa: F821
+    main(dict(snakemake.input), dict(p.flags), p.test_horizon, p.quick, snakemake.output[0],  # noqa: F821
+         snakemake.log[0])  # noqa: F821
