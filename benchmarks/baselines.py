@@ -4,7 +4,7 @@ Prints figures; it is not a test and asserts nothing about time. Needs the optio
 
 DDMNIST (per group G): the method (C.1 CNN, 66-dim latent, λ > 0: two encoder passes and the
 latent term, as trained) against the SCNN (regular fields of G, λ = 0). SMOKE: the method (C.3
-ConvNet, shift term and latent term as configured) against the E2CNN. One step = forward, loss,
+ConvNet, shift term and latent term as configured) against the E2CNN and the RPP (its prior included). One step = forward, loss,
 backward, Adam step on the same random batch, built exactly as the experiments build them
 (experiments.method_objective / smoke_task.smoke_objective); the variants of one comparison run
 interleaved A B A B ... after warm-up, so a drift in machine speed hits both. Reported: median
@@ -39,7 +39,7 @@ from approxeq.smoke_task import SmokeWeights, smoke_objective
 PAPER_PARAMS_M = {("ddmnist", "C4"): {"CNN": 0.03, "SCNN": 0.12, "Ours": 0.03},
                   ("ddmnist", "D1"): {"CNN": 0.03, "SCNN": 0.03, "Ours": 0.03},
                   ("ddmnist", "D4"): {"CNN": 0.03, "SCNN": 0.15, "Ours": 0.03},
-                  ("smoke", "C4"): {"Ours": 0.25, "E2CNN": 0.62}}
+                  ("smoke", "C4"): {"Ours": 0.25, "E2CNN": 0.62, "RPP": 4.36}}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -123,11 +123,13 @@ def smoke_comparison(batch: int, resolution: int, device, repeats: int, warmup: 
     g = torch.randint(4, (batch,), generator=generator).to(device)
     ours = build_model("smoke_convnet", hidden=92).to(device)
     e2cnn = build_model("smoke_e2cnn", hidden=92).to(device)
+    rpp = build_model("smoke_rpp", hidden=92).to(device)
     ours_objective = smoke_objective(SmokeWeights(1.0, 0.5, 0.005, False), targets_of, horizon)
     plain = smoke_objective(SmokeWeights(1.0, 0.0, 0.0, False), targets_of, horizon)
     times = timed_rounds({"Ours": make_step(ours, ours_objective, x, windows, g),
-                          "E2CNN": make_step(e2cnn, plain, x, windows, g)}, device, repeats, warmup)
-    return summarise(("smoke", "C4"), times, {"Ours": ours, "E2CNN": e2cnn}, batch)
+                          "E2CNN": make_step(e2cnn, plain, x, windows, g),
+                          "RPP": make_step(rpp, plain, x, windows, g)}, device, repeats, warmup)
+    return summarise(("smoke", "C4"), times, {"Ours": ours, "E2CNN": e2cnn, "RPP": rpp}, batch)
 
 
 def summarise(key, times: dict, models: dict, batch: int) -> dict:

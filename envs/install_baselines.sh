@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the optional `baselines` extra (escnn, for the SCNN / E2CNN baselines of Tables 4 and 6)
+# Install the optional `baselines` extra (escnn, for the SCNN / E2CNN / RPP baselines of Tables 4 and 6)
 # into the active Python environment. Needs a Fortran compiler (py3nj, one of escnn's
 # dependencies, compiles Fortran); on Debian: apt-get install -y gfortran.
 #

@@ -18,7 +18,7 @@ else:
 
 from approxeq.actions import image_action  # noqa: E402
 from approxeq.baselines import (INSTALL_HINT, ddmnist_scnn, e2cnn_latent_action,  # noqa: E402
-                                smoke_e2cnn)
+                                smoke_e2cnn, smoke_rpp)
 from approxeq.groups import group_from_name  # noqa: E402
 from approxeq.models import (DDMNIST_PLACEMENTS, build_model, count_parameters,  # noqa: E402
                              ddmnist_latent_encoder, network_problem)
@@ -29,6 +29,7 @@ GROUPS = ["C4", "D1", "D4"]
 # paper's Par (M) column: C4 0.12, D1 0.03, D4 0.15 (Table 4); E2CNN 0.62 (Table 6).
 SCNN_PARAMETERS = {"C4": 78_772, "D1": 43_060, "D4": 150_196}
 E2CNN_PARAMETERS = 622_656
+RPP_PARAMETERS = 4_355_650  # paper: 4.36
 
 
 def randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -121,6 +122,54 @@ def test_e2cnn_is_equivariant_to_every_rotation_of_velocity():
         assert (model.encoder(rotate_velocity(x, g)) - rotate_grid(z, g)).abs().max() > 1e-3
 
 
+def rpp_with_equivariant_path_alone(seed: int = 0):
+    """An RPP on random weights whose plain path is zero; BatchNorm as at initialisation (its
+    per-channel affine map is then constant on each regular field)."""
+    torch.manual_seed(seed)
+    model = smoke_rpp(hidden=3)
+    with torch.no_grad():
+        for block in [*model.encoder[1:], model.head[0]]:
+            block.conv.weight.zero_()
+            block.conv.bias.zero_()
+    return model.eval()
+
+
+def test_rpp_with_its_equivariant_path_alone_is_equivariant():
+    model = rpp_with_equivariant_path_alone()
+    x = torch.randn(2, 20, 12, 12, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        y, z = model(x), model.encoder(x)
+        for k in range(4):
+            g = torch.full((2,), k)
+            assert_equal_to_float_tolerance(model(rotate_velocity(x, g)), rotate_velocity(y, g))
+            assert_equal_to_float_tolerance(model.encoder(rotate_velocity(x, g)), e2cnn_latent_action(z, g))
+        # the plain path breaks equivariance as soon as it is not zero
+        torch.nn.init.normal_(model.head[0].conv.weight)
+        g = torch.ones(2, dtype=torch.long)
+        assert (model(rotate_velocity(x, g)) - rotate_velocity(model(x), g)).abs().max() > 1e-3
+
+
+def test_rpp_prior_is_the_l2_of_the_plain_path_and_enters_the_loss():
+    from approxeq.loss import LossWeights, method_loss
+
+    model = rpp_with_equivariant_path_alone()
+    assert model.prior().item() == 0.0
+    conv = model.head[0].conv
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+    assert model.prior().item() == pytest.approx(1e-6 * conv.weight.numel())
+    x = torch.randn(2, 20, 8, 8)
+    total, terms = method_loss(model.train(), x, torch.zeros(2, 2, 8, 8), torch.zeros(2, dtype=torch.long),
+                               LossWeights(1.0, 0.0, 0.0), torch.nn.functional.mse_loss,
+                               rotate_velocity, e2cnn_latent_action, rotate_velocity)
+    assert terms["prior"].item() == pytest.approx(1e-6 * conv.weight.numel())
+    assert total.item() == pytest.approx((terms["task"] + terms["prior"]).item())
+
+
+def test_rpp_parameter_count_matches_the_paper():
+    assert count_parameters(smoke_rpp()) == RPP_PARAMETERS
+
+
 def test_e2cnn_latent_action_is_a_homomorphism():
     z = torch.randn(1, 8, 5, 5)
     for a in range(4):
@@ -135,6 +184,7 @@ def test_e2cnn_parameter_count_matches_the_paper():
 
 
 @pytest.mark.parametrize("build, shape", [(lambda: smoke_e2cnn(hidden=2), (2, 20, 8, 8)),
+                                          (lambda: smoke_rpp(hidden=2), (2, 20, 8, 8)),
                                           (lambda: ddmnist_scnn("C4", c=1, latent_dim=4), (2, 1, 56, 56))])
 def test_checkpoints_load_across_train_and_eval_mode(build, shape):
     """escnn caches expanded filters in eval mode; a state dict saved in either mode loads into a
