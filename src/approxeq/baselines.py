@@ -22,6 +22,9 @@ velocity as 10 vector fields (C4's frequency-1 irrep), output one vector field, 
 R2Conv + InnerBatchNorm + ReLU blocks). The encoder is the blocks (hidden regular fields), the head
 the last R2Conv; the latent action on the encoder's output (`e2cnn_latent_action`) rotates the grid
 and cyclically shifts each regular field, the field type's own action.
+
+SMOKE RPP (`smoke_rpp`): Wang et al.'s `Rot_RPPNet`, an R2Conv and a plain Conv2d summed per layer,
+with an L2 prior on the plain path (`model.prior()`, added to the loss by loss.method_loss).
 """
 from __future__ import annotations
 
