@@ -64,7 +64,7 @@ def expected_train_jobs(*configfiles: str) -> int:
         update_config(config, load(ROOT / name))
     ddm, exploratory, smoke = config["ddmnist"], config["exploratory"], config["smoke"]
     medmnist = config["medmnist"]
-    return (len(ddm["groups"]) * len(ddm["models"]) * len(ddm["seeds"])
+    return (len(ddm["groups"]) * sum(len(m.get("seeds", ddm["seeds"])) for m in ddm["models"].values())
             + len(exploratory["experiments"]) * len(exploratory["seeds"])
             + len(smoke["models"]) * len(smoke["seeds"])
             + len(medmnist["datasets"]) * len(medmnist["models"]) * len(medmnist["seeds"])

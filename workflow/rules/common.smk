@@ -45,8 +45,10 @@ def ddmnist_data(group):
 
 
 def ddmnist_runs():
-    """(group, model, seed) of every DDMNIST training run in the configuration."""
-    return [(g, m, s) for g in DDM["groups"] for m in DDM["models"] for s in DDM["seeds"]]
+    """(group, model, seed) of every DDMNIST training run in the configuration (a model's own
+    `seeds`, else ddmnist.seeds)."""
+    return [(g, m, s) for g in DDM["groups"] for m, settings in DDM["models"].items()
+            for s in settings.get("seeds", DDM["seeds"])]
 
 
 def ddmnist_run_files(name):
