@@ -64,7 +64,7 @@ def expected_train_jobs(*configfiles: str) -> int:
         update_config(config, load(ROOT / name))
     ddm, exploratory, smoke = config["ddmnist"], config["exploratory"], config["smoke"]
     medmnist = config["medmnist"]
-    return (len(ddm["groups"]) * len(ddm["models"]) * len(ddm["seeds"])
+    return (len(ddm["groups"]) * sum(len(m.get("seeds", ddm["seeds"])) for m in ddm["models"].values())
             + len(exploratory["experiments"]) * len(exploratory["seeds"])
             + len(smoke["models"]) * len(smoke["seeds"])
             + len(medmnist["datasets"]) * len(medmnist["models"]) * len(medmnist["seeds"])
@@ -176,8 +176,9 @@ def test_full_dry_run_lists_every_training_job():
     result = dry_run()
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
     counts = job_counts(result.stdout)
-    # DDMNIST groups × models × seeds + 3 exploratory experiments × 5 seeds + 3 SMOKE models × 5 seeds
+    # DDMNIST 3 groups × 3 models (CNN, ours, SCNN) × 5 seeds + 3 exploratory experiments × 5 seeds
+    # + 5 SMOKE models (CNN, augmented CNN, ours, E2CNN, RPP) × 5 seeds
     # + 3 MedMNIST3D data sets × 3 models × 5 seeds + the latent study's 5 variants of ours on D4 seed 0
-    assert counts["train"] == 3 * 2 * 5 + 3 * 5 + 3 * 5 + 3 * 3 * 5 + 5 == expected_train_jobs()
-    assert counts["evaluate"] == 110
+    assert counts["train"] == 3 * 3 * 5 + 3 * 5 + 5 * 5 + 3 * 3 * 5 + 5 == expected_train_jobs()
+    assert counts["evaluate"] == 135
     assert "results/runs/ddmnist/D4/ours/seed4/model.pt" in result.stdout

@@ -40,8 +40,8 @@ def test_full_dry_run_lists_every_run(tmp_path):
     # DDMNIST groups × models × seeds + exploratory experiments × seeds + SMOKE models × seeds
     # + MedMNIST3D data sets × models × seeds
     # + the latent study's D4 seed-0 variants of ours (3 placements × 2 penalties, one is `ours`)
-    assert counts["train"] == 3 * 2 * 5 + 3 * 5 + 3 * 5 + 3 * 3 * 5 + 5
-    assert counts["evaluate"] == 110
+    assert counts["train"] == 3 * 3 * 5 + 3 * 5 + 5 * 5 + 3 * 3 * 5 + 5
+    assert counts["evaluate"] == 135
     assert counts["fetch_medmnist"] == 3
     assert counts["decompose"] == 15  # 5 runs for each of the three exploratory experiments
     assert counts["build_ddmnist"] == 3
@@ -52,7 +52,7 @@ def test_full_dry_run_lists_every_run(tmp_path):
                  "figure_smoke", "table5", "figure_medmnist", "aggregate_latent_study",
                  "latent_study_table", "figure_latent_study", "report", "all"):
         assert counts[rule] == 1, rule
-    for model in ("cnn", "cnn_aug", "ours"):  # SMOKE: 3 models × 5 seeds
+    for model in ("cnn", "cnn_aug", "ours", "e2cnn", "rpp"):  # SMOKE: 5 models × 5 seeds
         for seed in range(5):
             assert f"results/runs/smoke/C4/{model}/seed{seed}/metrics.json" in result.stdout
     assert "results/data/smoke/sim_36.npz" in result.stdout
@@ -63,7 +63,7 @@ def test_full_dry_run_lists_every_run(tmp_path):
         for seed in range(5):
             assert f"results/runs/{experiment}/{group}/learned/seed{seed}/decomposition.json" in result.stdout
     for group in ("C4", "D1", "D4"):
-        for model in ("cnn", "ours"):
+        for model in ("cnn", "ours", "scnn"):
             for seed in range(5):
                 assert f"results/runs/ddmnist/{group}/{model}/seed{seed}/model.pt" in result.stdout
 
@@ -130,10 +130,11 @@ def test_lint_is_clean():
 def numbers_in_every_trained_cell(table_csv: Path) -> pd.DataFrame:
     table = pd.read_csv(table_csv)
     ours = table[table["source"] == "trained here"]
-    assert len(ours) == 6  # 2 models × 3 groups
+    assert len(ours) == 9  # 3 models (CNN, ours, SCNN) × 3 groups
     assert ours[["ours_mean", "ours_std", "paper_mean", "difference", "ours_params_m"]].notna().all().all()
     assert ((ours["ours_mean"] >= 0) & (ours["ours_mean"] <= 1)).all()
-    assert (table["source"] == "imported from paper").sum() == 12  # SCNN, Restriction, RPP, PSCNN
+    assert set(ours["model"]) == {"cnn", "ours", "scnn"}
+    assert (table["source"] == "imported from paper").sum() == 9  # Restriction, RPP, PSCNN
     return table
 
 
@@ -147,7 +148,8 @@ def test_tiny_synthetic_run_end_to_end_on_two_simulated_gpus(tmp_path):
         "mnist": {"dir": "resources/mnist", "sources": [
             {"kind": "synthetic", "n_train": 1000, "n_test": 300, "seed": 0}]},
         "ddmnist": {"seeds": [0], "per_class": {"train": 2, "val": 1, "test": 2},
-                    "training": {"batch_size": 50, "epochs": 2, "patience": 2}},
+                    "training": {"batch_size": 50, "epochs": 2, "patience": 2},
+                    "models": {"scnn": {"network": {"c": 1}}}},
         "exploratory": {"seeds": [0, 1], "experiments": {
             name: {"training": {"epochs": 1, "patience": 1}, "sizes": {"train": 200, "val": 64, "test": 64}}
             for name in ("tmnist", "mnist_d3", "cifar10")}},
@@ -161,7 +163,8 @@ def test_tiny_synthetic_run_end_to_end_on_two_simulated_gpus(tmp_path):
                      "training": {"batch_size": 6, "eval_batch_size": 6, "epochs": 1, "patience": 1}},
         "smoke": {"simulation": {"resolution": 16, "n_simulations": 8, "steps": 40, "last_frame": 39},
                   "batch_size": 8, "horizons": [6, 8], "seeds": [0], "network": {"name": "smoke_convnet", "hidden": 8},
-                  "training": {"epochs": 1, "patience": 1},
+                  "training": {"epochs": 1, "patience": 1}, "models": {"e2cnn": {"network": {"hidden": 2}},
+                                                                     "rpp": {"network": {"hidden": 2}}},
                   "splits": {"train_simulations": [[1, 0], [2, 1], [3, 2], [4, 3], [5, 0], [6, 1]],
                              "domain_simulations": [[7, 2], [8, 3]], "unused": [],
                              "train_window": [0, 10], "val_window": [10, 12], "future_window": [12, 14],
@@ -196,7 +199,8 @@ def test_tiny_synthetic_run_end_to_end_on_two_simulated_gpus(tmp_path):
         assert (tmp_path / f"results/figures/{figure}.png").stat().st_size > 10_000
     smoke = pd.read_csv(tmp_path / "results/tables/table6.csv")
     ours = smoke[smoke["Source"] == "this run"]
-    assert len(ours) == 3 and not ours.isin(["–"]).any().any()  # a number in every cell we trained
+    assert len(ours) == 5 and not ours.isin(["–"]).any().any()  # a number in every cell we trained
+    assert {"E2CNN", "RPP"} <= set(ours["Model"])
     for figure in ("figure2_smoke", "figure7_velocity_rotation"):
         assert (tmp_path / f"results/figures/{figure}.png").stat().st_size > 10_000
     medmnist = pd.read_csv(tmp_path / "results/tables/table5.csv")
@@ -212,7 +216,7 @@ def test_tiny_synthetic_run_end_to_end_on_two_simulated_gpus(tmp_path):
     assert sorted(trained["table"].value_counts().items()) == [(1, 2), (2, 3), (3, 4), (4, 6), (5, 9), (6, 6)]
     assert trained[["ours_mean", "paper_mean", "delta", "delta_sigma"]].notna().all().all()
     runs = [json.loads(p.read_text()) for p in (tmp_path / "results/runs").rglob("train.json")]
-    assert len(runs) == 6 + 5 + 6 + 3 + 9  # DDMNIST, latent study variants, Section 4, SMOKE, MedMNIST3D
+    assert len(runs) == 9 + 5 + 6 + 5 + 9  # DDMNIST, latent study variants, Section 4, SMOKE, MedMNIST3D
     by_gpu = {}
     for run in runs:
         by_gpu.setdefault(run["device"], []).append((run["started_at"], run["finished_at"]))
@@ -225,6 +229,7 @@ def test_tiny_synthetic_run_end_to_end_on_two_simulated_gpus(tmp_path):
 @pytest.mark.slow
 def test_quick_profile_end_to_end(tmp_path):
     """The documented quick run (snakemake --profile profiles/quick), in a scratch directory."""
+    # 1500 s: the quick run also trains the escnn baselines (about 1.5 min more on 2 cores)
     result = snakemake("--profile", str(ROOT / "profiles/quick"), "--directory", str(tmp_path),
                        cwd=ROOT, timeout=2400)
     assert result.returncode == 0, result.stderr[-5000:]

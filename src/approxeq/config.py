@@ -75,14 +75,17 @@ def check_config(config: dict) -> None:
         for group, lr in settings["lr"].items():
             if lr <= 0:
                 raise ConfigError(f"ddmnist.models.{model}.lr.{group} must be > 0, got {lr}")
+        network = {**ddm["network"], **settings.get("network", {})}
+        check_network_name(network["name"], f"ddmnist.models.{model}.network.name")
         for group in ddm["groups"]:
             if settings["lambda"][group] > 0:
                 order = product_group(group).order
-                d = ddm["network"]["latent_dim"]
+                d = network["latent_dim"]
                 if d < order:
+                    where = "models.{model}.network" if "latent_dim" in settings.get("network", {}) else "network"
                     raise ConfigError(
-                        f"ddmnist.network.latent_dim = {d} is smaller than |{group}x{group}| = {order}; "
-                        f"ddmnist.models.{model}.lambda.{group} > 0 needs d >= |G|")
+                        f"ddmnist.{where.format(model=model)}.latent_dim = {d} is smaller than "
+                        f"|{group}x{group}| = {order}; ddmnist.models.{model}.lambda.{group} > 0 needs d >= |G|")
     for name, experiment in config["exploratory"]["experiments"].items():
         key = f"exploratory.experiments.{name}"
         try:
@@ -102,6 +105,16 @@ def check_config(config: dict) -> None:
         raise ConfigError(f"ddmnist.artefacts has no true/false entry for group(s) {missing}")
     for group in ddm["groups"]:
         group_from_name(group)
+
+
+def check_network_name(name: str, key: str) -> None:
+    """A network must name a builder of models.MODEL_BUILDERS (whether its optional package, escnn
+    for the baselines, is installed is checked per run when the DAG is built: other targets still
+    build without it)."""
+    from .models import MODEL_BUILDERS
+
+    if name not in MODEL_BUILDERS:
+        raise ConfigError(f"{key} = {name!r} is not a known network; known: {sorted(MODEL_BUILDERS)}")
 
 
 def check_latent_study(ddm: dict) -> None:
@@ -144,6 +157,10 @@ def check_smoke(smoke: dict) -> None:
         splits = SmokeSplits.from_config(smoke["splits"])
     except (TypeError, ValueError) as error:
         raise ConfigError(f"smoke.splits: {error}") from None
+    check_network_name(smoke["network"]["name"], "smoke.network.name")
+    for model, settings in smoke["models"].items():
+        if "name" in settings.get("network", {}):
+            check_network_name(settings["network"]["name"], f"smoke.models.{model}.network.name")
     stored = simulation.last_frame - simulation.first_frame + 1
     for horizon in smoke["horizons"]:
         for split in ("future", "domain"):

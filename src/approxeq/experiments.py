@@ -14,7 +14,7 @@ from . import ddmnist
 from .actions import trivial_action
 from .evaluate import accuracy, latent_equivariance_error
 from .loss import Action, LossWeights, method_objective
-from .models import DDMNIST_PLACEMENTS, EncoderHead, build_model, ddmnist_latent_encoder
+from .models import DDMNIST_PLACEMENTS, EncoderHead, build_model, ddmnist_latent_encoder, takes_group
 from .representations import apply_matrices, latent_representation
 from .train import TaskData
 
@@ -73,7 +73,8 @@ def ddmnist_setup(run: dict, device: torch.device) -> ExperimentSetup:
     x_train, y_train = tensors("train")
     x_val, y_val = tensors("val")
     x_test, y_test = tensors("test")
-    model = build_model(network["name"], latent=placement,
+    per_group = {"group": group} if takes_group(network["name"]) else {}  # a steerable baseline
+    model = build_model(network["name"], latent=placement, **per_group,
                         **{k: v for k, v in network.items() if k != "name"})
     objective = method_objective(LossWeights(**run["weights"]), F.cross_entropy, input_action,
                                  latent_action, trivial_action, penalty=penalty)
@@ -305,7 +306,10 @@ def smoke_setup(run: dict, device: torch.device) -> ExperimentSetup:
         model=model, data=data,
         test_sets={name: (windows[name], windows[name]) for name in ("future", "domain")},
         test_metric=val_rmse, metric_name="rmse", synthetic=False,
-        input_action=rotate_velocity, latent_action=rotate_grid, output_action=rotate_velocity,
+        input_action=rotate_velocity, output_action=rotate_velocity,
+        # the ConvNet's latent is acted on by turning the grid; a baseline brings its own (E2CNN:
+        # grid and regular fields, baselines.e2cnn_latent_action)
+        latent_action=getattr(model, "latent_action", rotate_grid),
         extra_metrics=extra_metrics)
 
 

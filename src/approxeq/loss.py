@@ -102,6 +102,10 @@ def method_loss(model: EncoderHead, x: torch.Tensor, y: torch.Tensor, g: torch.T
             equivariance = equivariance_penalty(gz, latent_action(z, g), z, penalty)
             total = total + weights.equivariance * equivariance
             terms["equivariance"] = equivariance.detach()
+    if hasattr(model, "prior"):  # a baseline's own prior on its weights (RPP: L2 on the plain path)
+        prior = model.prior()
+        total = total + prior
+        terms["prior"] = prior.detach()
     return total, terms
 
 

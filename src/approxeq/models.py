@@ -206,6 +206,28 @@ MODEL_BUILDERS: dict[str, Callable[..., EncoderHead]] = {
 }
 
 
+# The equivariant baselines (escnn, imported only when one is built).
+from .baselines import BASELINE_BUILDERS, escnn_available, INSTALL_HINT  # noqa: E402
+
+MODEL_BUILDERS.update(BASELINE_BUILDERS)
+
+
+def network_problem(name: str) -> str | None:
+    """Why network `name` cannot be built here (unknown, or its optional package missing), or None."""
+    if name not in MODEL_BUILDERS:
+        return f"unknown network {name!r}; known: {sorted(MODEL_BUILDERS)}"
+    if name in BASELINE_BUILDERS and not escnn_available():
+        return INSTALL_HINT
+    return None
+
+
+def takes_group(name: str) -> bool:
+    """Whether builder `name` is configured per group (a steerable baseline's `group` argument)."""
+    import inspect
+
+    return "group" in inspect.signature(MODEL_BUILDERS[name]).parameters
+
+
 def build_model(name: str, **kwargs) -> EncoderHead:
     if name not in MODEL_BUILDERS:
         raise KeyError(f"unknown network {name!r}; known: {sorted(MODEL_BUILDERS)}")

@@ -49,7 +49,9 @@ def smoke_objective(weights: SmokeWeights, targets_of, horizon: int):
         y = targets_of(windows, horizon)
         if weights.augment:  # the augmented CNN: the task term on randomly rotated windows
             x, y = rotate_velocity(x, g), rotate_velocity(y, g)
-        return method_loss(model, x, y, g, method_weights, F.mse_loss, rotate_velocity, rotate_grid,
+        # the ConvNet's latent turns with the grid; a baseline brings its latent's own action
+        latent_action = getattr(model, "latent_action", rotate_grid)
+        return method_loss(model, x, y, g, method_weights, F.mse_loss, rotate_velocity, latent_action,
                            rotate_velocity, predict=predict,
                            shift_target=lambda target: target[:, :FRAME_CHANNELS])
     return objective

@@ -10,6 +10,8 @@ sys.path.insert(0, SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, (SRC, os.getenv("PYTHONPATH")))))
 
 from approxeq.config import check_config  # noqa: E402
+from approxeq.models import network_problem  # noqa: E402
+from snakemake.exceptions import WorkflowError  # noqa: E402
 from approxeq.latent_study import model_settings, study_cells  # noqa: E402
 
 check_config(config)
@@ -43,8 +45,10 @@ def ddmnist_data(group):
 
 
 def ddmnist_runs():
-    """(group, model, seed) of every DDMNIST training run in the configuration."""
-    return [(g, m, s) for g in DDM["groups"] for m in DDM["models"] for s in DDM["seeds"]]
+    """(group, model, seed) of every DDMNIST training run in the configuration (a model's own
+    `seeds`, else ddmnist.seeds)."""
+    return [(g, m, s) for g in DDM["groups"] for m, settings in DDM["models"].items()
+            for s in settings.get("seeds", DDM["seeds"])]
 
 
 def ddmnist_run_files(name):
@@ -149,8 +153,25 @@ def table_experiment(number):
     raise ValueError(f"no exploratory experiment is configured for table {number}")
 
 
+def require_network(wildcards):
+    """Stop before any job when a run needs an optional network whose package is missing (escnn
+    for the baselines), with the model key and how to install it; other targets still build."""
+    if wildcards.experiment == "ddmnist":
+        network = {**DDM["network"], **model_settings(DDM, wildcards.model).get("network", {})}
+        key = f"ddmnist.models.{wildcards.model}"
+    elif wildcards.experiment == "smoke":
+        network = {**SMOKE["network"], **SMOKE["models"][wildcards.model].get("network", {})}
+        key = f"smoke.models.{wildcards.model}"
+    else:
+        return
+    problem = network_problem(network["name"])
+    if problem:
+        raise WorkflowError(f"{key} (network {network['name']!r}) cannot be built: {problem}")
+
+
 def dataset_for(wildcards):
     """The data file (or the record of a data folder) a run reads."""
+    require_network(wildcards)
     if wildcards.experiment == "ddmnist":
         return ddmnist_data(wildcards.group)
     if wildcards.experiment == "tmnist":
@@ -182,7 +203,7 @@ def run_settings(wildcards):
         "model": wildcards.model,
         "seed": int(wildcards.seed),
         "data": dataset_for(wildcards),
-        "network": dict(DDM["network"]),
+        "network": {**DDM["network"], **model.get("network", {})},
         "lr": model["lr"][wildcards.group],
         "weights": {
             "task": model["weights"]["task"],
@@ -234,9 +255,9 @@ def smoke_run_settings(wildcards):
         "data": SMOKE_DIR,
         "splits": dict(SMOKE["splits"]),
         "horizons": list(SMOKE["horizons"]),
-        "network": dict(SMOKE["network"]),
+        "network": {**SMOKE["network"], **model.get("network", {})},
         "weights": dict(model["weights"]),
-        "lr": training["lr"],
+        "lr": model.get("lr", training["lr"]),
         "batch_size": training["batch_size"],
         "epochs": training["epochs"],
         "patience": training["patience"],
