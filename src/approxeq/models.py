@@ -207,9 +207,10 @@ MODEL_BUILDERS: dict[str, Callable[..., EncoderHead]] = {
 
 
 # The equivariant baselines (escnn, imported only when one is built).
-from .baselines import BASELINE_BUILDERS, escnn_available, INSTALL_HINT  # noqa: E402
+from .baselines import BASELINE_BUILDERS, INSTALL_HINT, TORCH_BASELINE_BUILDERS, escnn_available  # noqa: E402
 
 MODEL_BUILDERS.update(BASELINE_BUILDERS)
+MODEL_BUILDERS.update(TORCH_BASELINE_BUILDERS)
 
 
 def network_problem(name: str) -> str | None:

@@ -1,0 +1,45 @@
+"""Equivariant baselines of Tables 4 and 6, most built with escnn (the library of the original code).
+
+Layout: `common` (escnn import, gspaces, Steerable), `ddmnist` (Table 4), `smoke` (Table 6). Each
+model module lists its builders in ESCNN_BUILDERS (need escnn) and TORCH_BUILDERS (plain PyTorch).
+
+escnn is an optional extra (`envs/install_baselines.sh`); it is imported only when a baseline is
+built, so the package works without it. Every builder returns the same `EncoderHead` as the
+method's networks, so the baselines are trained and evaluated by the same trainer and evaluation.
+
+DDMNIST SCNN (`ddmnist_scnn`): the appendix C.1 CNN (models.ddmnist_layers) with every convolution
+an escnn `R2Conv` between regular fields of the column's group G (C4, D1 or D4), acting on the
+WHOLE 56×56 canvas, group pooling after the last (1×1) convolution, then the CNN's head. The
+data's symmetry is G×G (one element per digit); a network equivariant to G on the whole image is
+how the paper's SCNN row is defined (hence its low accuracy: a quarter turn of the whole canvas
+moves the digits above each other, a C4-invariant network cannot tell (a, b) from its turned
+copy). Differences from the C.1 CNN, each needed for exact equivariance: the input is upsampled
+56 → 57 bilinearly with align_corners=True (nearest-neighbour upsampling, the CNN's, does not
+commute with a flip or quarter turn of the canvas); BatchNorm is escnn's InnerBatchNorm (one
+statistic per field); average pooling is escnn's PointwiseAvgPool2D (the same pooling). Field
+counts equal the CNN's channel counts (c, 2c, 4c, 6c, 6c, latent_dim).
+
+SMOKE E2CNN (`smoke_e2cnn`): the C.3 ConvNet with C4-regular hidden fields; input the 10 frames of
+velocity as 10 vector fields (C4's frequency-1 irrep), output one vector field, as
+`E2CNN` in Wang, Walters & Yu's public code (models/model_rotation.py: kernel 3, 5 layers,
+R2Conv + InnerBatchNorm + ReLU blocks). The encoder is the blocks (hidden regular fields), the head
+the last R2Conv; the latent action on the encoder's output (`e2cnn_latent_action`) rotates the grid
+and cyclically shifts each regular field, the field type's own action.
+
+SMOKE RPP (`smoke_rpp`): Wang et al.'s `Rot_RPPNet`, an R2Conv and a plain Conv2d summed per layer,
+with an L2 prior on the plain path (`model.prior()`, added to the loss by loss.method_loss).
+"""
+from __future__ import annotations
+
+from . import ddmnist, smoke
+from .common import INSTALL_HINT, BaselineUnavailable, Steerable, escnn_available, planar_gspace
+from .ddmnist import ddmnist_scnn
+from .smoke import SwapComponents, e2cnn_latent_action, smoke_e2cnn, smoke_rpp
+
+# builders that need escnn (network_problem says how to install it) and those that do not
+BASELINE_BUILDERS = {**ddmnist.ESCNN_BUILDERS, **smoke.ESCNN_BUILDERS}
+TORCH_BASELINE_BUILDERS = {**ddmnist.TORCH_BUILDERS, **smoke.TORCH_BUILDERS}
+
+__all__ = ["INSTALL_HINT", "BaselineUnavailable", "Steerable", "escnn_available", "planar_gspace",
+           "ddmnist_scnn", "SwapComponents", "e2cnn_latent_action", "smoke_e2cnn", "smoke_rpp",
+           "BASELINE_BUILDERS", "TORCH_BASELINE_BUILDERS"]

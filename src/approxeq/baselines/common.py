@@ -1,0 +1,91 @@
+"""What every escnn baseline shares: the optional import of escnn (with the message that says how to
+install it), our groups as escnn gspaces, and `Steerable`, an escnn module between plain tensors."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+INSTALL_HINT = ("escnn (the optional `baselines` extra) is not installed. Install it with a Fortran "
+                "compiler present: `apt-get install -y gfortran && envs/install_baselines.sh` (or "
+                "rerun ./install.sh once gfortran is found)")
+
+
+class BaselineUnavailable(ImportError):
+    """escnn is missing; the message says how to install it."""
+
+
+def escnn_available() -> bool:
+    try:
+        _escnn()
+    except BaselineUnavailable:
+        return False
+    return True
+
+
+def _escnn():
+    try:
+        from escnn import gspaces
+        from escnn import nn as enn
+        from escnn.group import _numerical
+    except ImportError as error:
+        raise BaselineUnavailable(f"{INSTALL_HINT} ({error})") from None
+    # escnn 1.0.11 solves for intertwiners (D4's kernel basis) with sklearn's randomized_svd on an
+    # np.matrix, which the pinned scikit-learn refuses (TypeError); without it escnn takes its own
+    # fallback, scipy's exact SVD, for the same null space (k = min(shape): a full SVD either way).
+    _numerical.randomized_svd = None
+    return gspaces, enn
+
+
+def planar_gspace(group: str):
+    """escnn's gspace of `group` acting on the plane, with our conventions (groups.planar_elements,
+    actions.image_action): element k of C4 is torch.rot90(x, k, dims=(-2, -1)); D1's reflection is
+    torch.flip(x, (-2,)), the reflection of escnn's flip2dOnR2 with axis 0."""
+    gspaces, _ = _escnn()
+    builders = {"C4": lambda: gspaces.rot2dOnR2(4), "D1": lambda: gspaces.flip2dOnR2(axis=0.0),
+                "D4": lambda: gspaces.flipRot2dOnR2(4, axis=0.0)}
+    if group not in builders:
+        raise ValueError(f"no steerable baseline for group {group!r}; known: {sorted(builders)}")
+    return builders[group]()
+
+
+class Steerable(nn.Module):
+    """An escnn module between plain tensors: the input is read as a GeometricTensor of `in_type`,
+    the output's `.tensor` is returned.
+
+    escnn's R2Conv caches its expanded filter and bias as buffers, present or not depending on
+    the train/eval mode it last entered. They are functions of the weights, so they are left out
+    of the state dict, not expected when loading, and recomputed after a load in eval mode: a
+    checkpoint saved in either mode loads into a model in either mode (tests/test_baselines.py)."""
+
+    CACHES = ("filter", "expanded_bias")
+
+    def __init__(self, in_type, module):
+        super().__init__()
+        self.in_type = in_type
+        self.module = module
+        self._register_state_dict_hook(Steerable._drop_caches)
+        self.register_load_state_dict_post_hook(Steerable._after_load)
+
+    @staticmethod
+    def _is_cache(key: str) -> bool:
+        return key.rsplit(".", 1)[-1] in Steerable.CACHES
+
+    @staticmethod
+    def _drop_caches(module, state_dict, prefix, local_metadata):
+        for key in [k for k in state_dict if k.startswith(prefix) and Steerable._is_cache(k)]:
+            del state_dict[key]
+        return state_dict
+
+    @staticmethod
+    def _after_load(module, incompatible_keys):
+        incompatible_keys.missing_keys[:] = [k for k in incompatible_keys.missing_keys
+                                             if not Steerable._is_cache(k)]
+        if not module.training:
+            # escnn expands the filters only on a train → eval transition
+            module.module.train(True).train(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, enn = _escnn()
+        return self.module(enn.GeometricTensor(x, self.in_type)).tensor
+
+
