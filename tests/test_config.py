@@ -220,3 +220,14 @@ def test_missing_local_mnist_folder_is_refused_before_any_job(tmp_path, monkeypa
     (tmp_path / config["mnist"]["dir"]).mkdir(parents=True)
     (tmp_path / config["mnist"]["dir"] / "source.json").write_text("{}")
     check_config(config)
+
+
+def test_not_trained_models_carry_a_reason_and_are_not_also_trained():
+    config = load("config.yaml")
+    config["smoke"]["not_trained"] = {"lift": ""}
+    with pytest.raises(WorkflowError, match="not_trained"):
+        validate(config, SCHEMA)
+    both = validated(load("config.yaml"))
+    both["ddmnist"]["not_trained"] = {"scnn": "a reason"}
+    with pytest.raises(ConfigError, match=r"ddmnist.not_trained.scnn: 'scnn' is also trained"):
+        check_config(both)

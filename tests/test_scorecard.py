@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from approxeq import scorecard as sc
+from approxeq.report_page import comparison
 from approxeq.tables import MetricError
 
 PAPER4 = pd.DataFrame([
@@ -72,10 +73,12 @@ def test_tables_5_6_and_exploratory_rows():
     paper6 = pd.DataFrame([dict(model="cnn", label="CNN", aug="No", future_mean=0.81, future_std=0.01,
                                 domain_mean=0.63, domain_std=0.0, params_m=0.25)])
     runs6 = pd.DataFrame([dict(experiment="smoke", group="C4", model="cnn", seed=0, future_rmse_h6=0.81,
-                               domain_rmse_h6=0.64, synthetic=False)])
+                               domain_rmse_h6=0.65, synthetic=False, parameters=250_000)])
     card6 = sc.verdicts(sc.smoke_rows(runs6, paper6, 6), quick=False)
-    assert list(card6["verdict"]) == [sc.WITHIN, sc.OUTSIDE]  # Domain: σ = 0, Δ ≠ 0 → infinitely many σ
-    assert card6.loc[1, "delta_sigma"] == math.inf
+    # Domain: the paper prints std 0.00 (two decimals: below 0.005), so σ = 0.005, not 0: Δ = 0.02 → 4σ
+    assert list(card6["verdict"]) == [sc.WITHIN, sc.OUTSIDE]
+    assert card6.loc[1, "sigma"] == pytest.approx(0.005) and card6.loc[1, "delta_sigma"] == pytest.approx(4.0)
+    assert card6.loc[1, "ours_params_m"] == 0.25 and card6.loc[1, "paper_params_m"] == 0.25
     paper1 = pd.DataFrame(dict(run=[1, 2, 3, 4, 5], plus_one=[22, 21, 22, 21, 21], minus_one=[20, 21, 20, 21, 21]))
     ours1 = pd.DataFrame({"run": ["1", "2", "mean", "std"], "eig 1": [30, 32, 31, 1.41], "eig -1": [12, 10, 11, 1.41],
                           "synthetic": [False, False, False, False]})
@@ -88,3 +91,15 @@ def test_tables_5_6_and_exploratory_rows():
     assert set(missing["verdict"]) == {sc.NOT_RUN} and len(missing) == 3
     total = sc.verdicts(sc.exploratory_rows(1, ours1, paper1) + sc.smoke_rows(runs6, paper6, 6), quick=False)
     assert sc.counts(total) == {sc.WITHIN: 1, sc.OUTSIDE: 3, sc.QUICK: 0, sc.SYNTHETIC: 0, sc.NOT_RUN: 0}
+
+
+def test_not_run_rows_carry_the_configured_reason_and_parameter_counts():
+    runs = ddmnist_runs({"ours": [0.88, 0.87]}).assign(parameters=31_000)
+    reason = "not reproducible here: needs the authors' modified escnn"
+    card = sc.verdicts(sc.ddmnist_rows(runs, PAPER4, {"scnn": reason, "other": "unused"}), quick=False)
+    card = card.set_index("model")
+    assert card.loc["scnn", "verdict"] == sc.NOT_RUN and card.loc["scnn", "note"] == reason
+    assert card.loc["scnn", "paper_params_m"] == 0.12 and math.isnan(card.loc["scnn", "ours_params_m"])
+    assert card.loc["ours", "note"] == "" and card.loc["ours", "ours_params_m"] == pytest.approx(0.031)
+    table = comparison(card.reset_index(), 4)
+    assert f"SCNN: {reason}" in table["notes"]

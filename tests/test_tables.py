@@ -101,3 +101,16 @@ def test_latex_tables_compile(tmp_path):
                 Path(__file__).resolve().parents[1] / "reports/templates", "tab:x")
     assert "QUICK RUN" in out["tex"].read_text() and 'class="mark"' in out["html"].read_text()
     assert (compile_tables([out["tex"]], tmp_path / "latex")).stat().st_size > 1000
+
+
+def test_not_trained_notes_name_each_row_as_its_table_does():
+    from approxeq.reporting import not_trained_notes
+
+    table4 = pd.DataFrame(dict(model=["pscnn"] * 3 + ["ours"] * 3, label=["PSCNN"] * 3 + ["Ours"] * 3,
+                               group=["C4", "D1", "D4"] * 2))
+    assert not_trained_notes(table4, {"pscnn": "no code"}) == ["PSCNN, imported from the paper: no code"]
+    table5 = pd.DataFrame(dict(model=["scnn_so3", "cnn"], label=["SCNN", "CNN"], group=["SO(3)", "N/A"]))
+    assert not_trained_notes(table5, {"scnn_so3": "not ported", "cnn": "x"}) == [
+        "SCNN (SO(3)), imported from the paper: not ported", "CNN, imported from the paper: x"]
+    table6 = pd.DataFrame(dict(model=["lift"], label=["Lift"]))
+    assert not_trained_notes(table6, {}) == []

@@ -98,6 +98,8 @@ def check_config(config: dict) -> None:
             except ValueError as error:
                 raise ConfigError(f"{key}.rotation_degrees: {error}") from None
     check_latent_study(ddm)
+    for experiment in ("ddmnist", "smoke", "medmnist"):
+        check_not_trained(config[experiment], experiment)
     check_smoke(config["smoke"])
     check_medmnist(config["medmnist"])
     missing = [g for g in ddm["groups"] if g not in ddm["artefacts"]]
@@ -105,6 +107,14 @@ def check_config(config: dict) -> None:
         raise ConfigError(f"ddmnist.artefacts has no true/false entry for group(s) {missing}")
     for group in ddm["groups"]:
         group_from_name(group)
+
+
+def check_not_trained(block: dict, experiment: str) -> None:
+    """A model is either trained (`models`) or listed as not trained with a reason, not both."""
+    both = sorted(set(block.get("not_trained") or {}) & set(block["models"]))
+    if both:
+        raise ConfigError(f"{experiment}.not_trained.{both[0]}: {both[0]!r} is also trained "
+                          f"({experiment}.models.{both[0]}); remove one of the two")
 
 
 def check_network_name(name: str, key: str) -> None:

@@ -60,8 +60,9 @@ def comparison(scorecard: pd.DataFrame, table: int) -> dict:
         body.append(dict(label=label, trained=trained, cells=[cells.get(c) for c in columns]))
     body.sort(key=lambda r: not r["trained"])  # ours first, then the paper's rows not run here
     quantity = rows["quantity"].iloc[0] if len(rows) else ""
-    return dict(table=table, columns=columns, rows=body, quantity=quantity,
-                notes=sorted(set(n for n in rows.get("note", []) if isinstance(n, str) and n)))
+    notes = {(f"{r['label']}: {r['note']}" if r["verdict"] == NOT_RUN else r["note"])
+             for _, r in rows.iterrows() if isinstance(r.get("note"), str) and r["note"]}
+    return dict(table=table, columns=columns, rows=body, quantity=quantity, notes=sorted(notes))
 
 
 def scorecard_rows(scorecard: pd.DataFrame) -> list[dict]:
@@ -75,9 +76,17 @@ def scorecard_rows(scorecard: pd.DataFrame) -> list[dict]:
                         ours="–" if r["ours_n"] == 0 else mean_std(r["ours_mean"], r["ours_std"], r["ours_n"], digits),
                         seeds=int(r["ours_n"]), delta=signed(r["delta"], digits),
                         delta_sigma=signed(r["delta_sigma"], 1), verdict=r["verdict"],
-                        css=VERDICT_CLASS[r["verdict"]],
+                        css=VERDICT_CLASS[r["verdict"]], params=params_pair(r),
                         note=r["note"] if isinstance(r.get("note"), str) else ""))
     return out
+
+
+def params_pair(row) -> str:
+    """'0.14 / 0.19': our parameter count / the paper's Par (M), in millions; '–' where neither."""
+    ours, paper = row.get("ours_params_m", math.nan), row.get("paper_params_m", math.nan)
+    if pd.isna(ours) and pd.isna(paper):
+        return "–"
+    return " / ".join("–" if pd.isna(v) else f"{v:.2f}" for v in (ours, paper))
 
 
 def git_state(repo: str | Path) -> dict:

@@ -30,6 +30,20 @@ def source_row_classes(sources) -> list[str]:
     return ["ours" if s == "this run" else "imported" if "imported" in s else "paper" for s in sources]
 
 
+def not_trained_notes(paper, not_trained: dict[str, str]) -> list[str]:
+    """One note per model of the paper's table (a DataFrame) that is not trained here for a stated
+    reason (the configuration's `not_trained`), named as the table names it: with its group where
+    the model has a single row with a group (Table 5: "SCNN (SO(3))")."""
+    rows_per_model = paper["model"].value_counts()
+    notes = []
+    for _, p in paper[paper["model"].isin(list(not_trained))].iterrows():
+        group = str(p["group"]) if "group" in paper else ""
+        single = rows_per_model[p["model"]] == 1 and group not in ("", "nan", "N/A", "S4")
+        label = p["label"] + (f" ({group})" if single else "")
+        notes.append(f"{label}, imported from the paper: {not_trained[p['model']]}")
+    return list(dict.fromkeys(notes))
+
+
 def is_mark(note: str) -> bool:
     """A QUICK RUN / SYNTHETIC DATA note: shown as a badge on the table, explained in the report."""
     return note.startswith(("QUICK RUN", "SYNTHETIC DATA"))

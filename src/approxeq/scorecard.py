@@ -12,7 +12,13 @@ as soon as its key matches the paper's (no model list is written here).
 
 Verdicts: "within 2σ" (|Δ| ≤ 2σ, σ = sqrt(σ_ours² + σ_paper²), the sample std over seeds where
 there are two or more, else the paper's alone), "outside 2σ", "not comparable (quick run)",
-"not comparable (synthetic data)", "not run".
+"not comparable (synthetic data)", "not run". The paper prints its stds rounded (Table 6 to two
+decimals, so "0.00" means below 0.005): σ_paper is taken as at least half the last printed digit
+(PAPER_RESOLUTION), so a rounded-away std never makes Δ/σ infinite. A "not run" row of a model
+that the configuration lists under `not_trained` carries the configured reason as its note.
+
+Tables 4-6 rows also carry the parameter counts in millions, ours (computed from the model)
+beside the paper's Par (M).
 """
 from __future__ import annotations
 
@@ -28,7 +34,10 @@ VERDICTS = (WITHIN, OUTSIDE, QUICK, SYNTHETIC, NOT_RUN)
 
 COLUMNS = ["table", "section", "quantity", "model", "label", "column", "paper_mean", "paper_std",
            "paper_n", "ours_mean", "ours_std", "ours_n", "delta", "sigma", "delta_sigma", "verdict",
-           "note"]
+           "paper_params_m", "ours_params_m", "note"]
+
+# The last digit the paper prints in each table's std (Tables 1-3: stds of integer counts, exact).
+PAPER_RESOLUTION = {4: 0.001, 5: 0.001, 6: 0.01}
 
 # Tables 1-3: the paper's column → ours (Tables 1 and 3: snapped eigenvalues; Table 2: real
 # multiplicities). Table 3's column labels were lost in the paper's text; its columns are taken in
@@ -54,16 +63,31 @@ def _stats(values) -> tuple[float, float, int]:
 
 def _row(table: int, section: str, quantity: str, model: str, label: str, column: str,
          paper: tuple[float, float, int], ours: tuple[float, float, int] | None, synthetic: bool,
-         note: str = "") -> dict:
+         note: str = "", params_m: tuple[float, float] = (math.nan, math.nan)) -> dict:
+    """`params_m`: (paper's Par (M), ours in millions)."""
     row = dict(table=table, section=section, quantity=quantity, model=model, label=label, column=column,
                paper_mean=paper[0], paper_std=paper[1], paper_n=paper[2], ours_mean=math.nan,
-               ours_std=math.nan, ours_n=0, synthetic=bool(synthetic), note=note)
+               ours_std=math.nan, ours_n=0, synthetic=bool(synthetic), note=note,
+               paper_params_m=params_m[0], ours_params_m=params_m[1])
     if ours is not None:
         row.update(ours_mean=ours[0], ours_std=ours[1], ours_n=ours[2])
     return row
 
 
-def ddmnist_rows(runs: pd.DataFrame | None, paper: pd.DataFrame) -> list[dict]:
+def _params_m(ours: pd.DataFrame | None) -> float:
+    """Our parameter count in millions (the largest over the runs: MedMNIST3D heads differ per
+    data set), NaN where nothing was trained."""
+    if ours is None or not len(ours) or "parameters" not in ours:
+        return math.nan
+    return float(ours["parameters"].max()) / 1e6
+
+
+def _not_run_note(model: str, found: bool, not_trained: dict[str, str] | None) -> str:
+    return "" if found else (not_trained or {}).get(model, "")
+
+
+def ddmnist_rows(runs: pd.DataFrame | None, paper: pd.DataFrame,
+                 not_trained: dict[str, str] | None = None) -> list[dict]:
     """Table 4: test accuracy (transformed test set) per (model, group)."""
     if runs is not None and len(runs):
         require_finite(runs, ["test_accuracy"], "the scorecard (Table 4)")
@@ -73,11 +97,13 @@ def ddmnist_rows(runs: pd.DataFrame | None, paper: pd.DataFrame) -> list[dict]:
         found = ours is not None and len(ours) > 0
         rows.append(_row(4, "DDMNIST", "test accuracy", p["model"], p["label"], p["group"],
                          (p["mean"], p["std"], 5), _stats(ours["test_accuracy"]) if found else None,
-                         found and bool(ours["synthetic"].any())))
+                         found and bool(ours["synthetic"].any()), _not_run_note(p["model"], found, not_trained),
+                         (p["params_m"], _params_m(ours if found else None))))
     return rows
 
 
-def medmnist_rows(runs: pd.DataFrame | None, paper: pd.DataFrame, flags: dict[str, str]) -> list[dict]:
+def medmnist_rows(runs: pd.DataFrame | None, paper: pd.DataFrame, flags: dict[str, str],
+                  not_trained: dict[str, str] | None = None) -> list[dict]:
     """Table 5: test accuracy (unrotated test set) per (model, data set)."""
     if runs is not None and len(runs):
         require_finite(runs, ["test_accuracy"], "the scorecard (Table 5)")
@@ -92,11 +118,14 @@ def medmnist_rows(runs: pd.DataFrame | None, paper: pd.DataFrame, flags: dict[st
             rows.append(_row(5, "MedMNIST3D", "test accuracy", p["model"], label, column,
                              (p[f"{flag}_mean"], p[f"{flag}_std"], 5),
                              _stats(ours["test_accuracy"]) if found else None,
-                             found and bool(ours["synthetic"].any())))
+                             found and bool(ours["synthetic"].any()),
+                             _not_run_note(p["model"], found, not_trained),
+                             (p["params_m"], _params_m(ours if found else None))))
     return rows
 
 
-def smoke_rows(runs: pd.DataFrame | None, paper: pd.DataFrame, test_horizon: int) -> list[dict]:
+def smoke_rows(runs: pd.DataFrame | None, paper: pd.DataFrame, test_horizon: int,
+               not_trained: dict[str, str] | None = None) -> list[dict]:
     """Table 6: RMSE on Future and Domain at the paper's test horizon, per model."""
     keys = [f"{split}_rmse_h{test_horizon}" for split in ("future", "domain")]
     if runs is not None and len(runs):
@@ -110,7 +139,9 @@ def smoke_rows(runs: pd.DataFrame | None, paper: pd.DataFrame, test_horizon: int
             rows.append(_row(6, "SMOKE", f"test RMSE (h = {test_horizon})", p["model"], label,
                              split.capitalize(), (p[f"{split}_mean"], p[f"{split}_std"], 5),
                              _stats(ours[f"{split}_rmse_h{test_horizon}"]) if found else None,
-                             found and bool("synthetic" in ours and ours["synthetic"].any())))
+                             found and bool("synthetic" in ours and ours["synthetic"].any()),
+                             _not_run_note(p["model"], found, not_trained),
+                             (p["params_m"], _params_m(ours if found else None))))
     return rows
 
 
@@ -139,6 +170,8 @@ def verdicts(rows: list[dict], quick: bool) -> pd.DataFrame:
     if frame.empty:
         return pd.DataFrame(columns=COLUMNS + ["synthetic"])
     stds = frame[["ours_std", "paper_std"]].fillna(0.0)
+    resolution = frame["table"].map(PAPER_RESOLUTION).fillna(0.0)
+    stds["paper_std"] = stds["paper_std"].where(stds["paper_std"] >= resolution / 2, resolution / 2)
     frame["delta"] = frame["ours_mean"] - frame["paper_mean"]
     frame["sigma"] = (stds["ours_std"] ** 2 + stds["paper_std"] ** 2) ** 0.5
 

@@ -29,6 +29,7 @@ rule table4:
     params:
         groups=DDM["groups"],
         labels=model_labels(),
+        not_trained=DDM.get("not_trained", {}),
         quick=config["quick"],
         templates=str(TEMPLATES),
     log:

@@ -9,15 +9,18 @@ from approxeq.scorecard import (counts, ddmnist_rows, exploratory_rows, medmnist
 from approxeq.tables import collect_metrics
 
 
-def main(inputs, flags, test_horizon, quick, output, log_path):
+def main(inputs, flags, test_horizon, not_trained, quick, output, log_path):
+    """`not_trained`: table number → {model: reason} (the configuration's `not_trained` keys)."""
     with redirect_to_log(log_path):
         rows = []
         for number in (1, 2, 3):
             rows += exploratory_rows(number, pd.read_csv(inputs[f"table{number}"]),
                                      pd.read_csv(inputs[f"paper{number}"]))
-        rows += ddmnist_rows(pd.read_csv(inputs["ddmnist_runs"]), pd.read_csv(inputs["paper4"]))
-        rows += medmnist_rows(collect_metrics(inputs["medmnist"]), pd.read_csv(inputs["paper5"]), flags)
-        rows += smoke_rows(collect_metrics(inputs["smoke"]), pd.read_csv(inputs["paper6"]), test_horizon)
+        rows += ddmnist_rows(pd.read_csv(inputs["ddmnist_runs"]), pd.read_csv(inputs["paper4"]), not_trained[4])
+        rows += medmnist_rows(collect_metrics(inputs["medmnist"]), pd.read_csv(inputs["paper5"]), flags,
+                              not_trained[5])
+        rows += smoke_rows(collect_metrics(inputs["smoke"]), pd.read_csv(inputs["paper6"]), test_horizon,
+                           not_trained[6])
         scorecard = verdicts(rows, quick)
         write_text_atomic(output, scorecard.to_csv(index=False))
         print(counts(scorecard))
@@ -26,5 +29,6 @@ def main(inputs, flags, test_horizon, quick, output, log_path):
 
 if "snakemake" in globals():
     p = snakemake.params  # noqa: F821
-    main(dict(snakemake.input), dict(p.flags), p.test_horizon, p.quick, snakemake.output[0],  # noqa: F821
+    main(dict(snakemake.input), dict(p.flags), p.test_horizon, {int(k): dict(v) for k, v in p.not_trained.items()},  # noqa: F821
+         p.quick, snakemake.output[0],  # noqa: F821
          snakemake.log[0])  # noqa: F821

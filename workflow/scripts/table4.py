@@ -3,11 +3,11 @@ fragment, our mean (std) over seeds beside the paper's values."""
 import pandas as pd
 
 from approxeq.logs import redirect_to_log
-from approxeq.reporting import source_row_classes, write_table
+from approxeq.reporting import not_trained_notes, source_row_classes, write_table
 from approxeq.tables import compare_with_paper, summarise, wide_table
 
 
-def main(runs_csv, paper_csv, groups, labels, quick, templates, out, log_path):
+def main(runs_csv, paper_csv, groups, labels, not_trained, quick, templates, out, log_path):
     with redirect_to_log(log_path):
         runs = pd.read_csv(runs_csv)
         summary = summarise(runs, "test_accuracy")
@@ -24,6 +24,7 @@ def main(runs_csv, paper_csv, groups, labels, quick, templates, out, log_path):
             notes.append("QUICK RUN: small-scale configuration, numbers are not comparable to the paper.")
         if synthetic:
             notes.append("SYNTHETIC DATA: built from a synthetic stand-in for MNIST.")
+        notes += not_trained_notes(pd.read_csv(paper_csv), not_trained)
         long.insert(0, "quick_run", quick)
         long.insert(1, "synthetic_data", long["synthetic"].fillna(False).astype(bool))
         caption = ("Table 4: DDMNIST test accuracy on the transformed test set, mean (std) over seeds "
@@ -36,4 +37,4 @@ def main(runs_csv, paper_csv, groups, labels, quick, templates, out, log_path):
 if "snakemake" in globals():
     p = snakemake.params  # noqa: F821
     main(snakemake.input.runs, snakemake.input.paper, list(p.groups), dict(p.labels),  # noqa: F821
-         p.quick, p.templates, dict(snakemake.output), snakemake.log[0])  # noqa: F821
+         dict(p.not_trained), p.quick, p.templates, dict(snakemake.output), snakemake.log[0])  # noqa: F821

@@ -4,11 +4,11 @@ import pandas as pd
 
 from approxeq.io import write_text_atomic
 from approxeq.logs import redirect_to_log
-from approxeq.reporting import render_table, source_row_classes, write_table
+from approxeq.reporting import not_trained_notes, render_table, source_row_classes, write_table
 from approxeq.tables import collect_metrics, medmnist_details, medmnist_table
 
 
-def main(metric_files, paper_csv, flags, labels, augs, quick, templates, out, log_path):
+def main(metric_files, paper_csv, flags, labels, augs, not_trained, quick, templates, out, log_path):
     with redirect_to_log(log_path):
         runs = collect_metrics(metric_files)
         synthetic = bool(runs["synthetic"].any())
@@ -21,6 +21,7 @@ def main(metric_files, paper_csv, flags, labels, augs, quick, templates, out, lo
                          "synthetic stand-in with the same file layout and are not MedMNIST results.")
         if quick:
             notes.append("QUICK RUN: small-scale configuration; numbers are not comparable to the paper.")
+        notes += not_trained_notes(paper, not_trained)
         caption = ("Table 5: MedMNIST3D test accuracy (unrotated test set), mean (std) over seeds. "
                    "Par (M): parameters in millions, computed from our model for our rows.")
         write_table(out, table, caption, notes, templates, "tab:medmnist",
@@ -42,4 +43,5 @@ def main(metric_files, paper_csv, flags, labels, augs, quick, templates, out, lo
 if "snakemake" in globals():
     p = snakemake.params  # noqa: F821
     main(list(snakemake.input.metrics), snakemake.input.paper, dict(p.flags), dict(p.labels),  # noqa: F821
-         dict(p.augs), p.quick, p.templates, dict(snakemake.output), snakemake.log[0])  # noqa: F821
+         dict(p.augs), dict(p.not_trained), p.quick, p.templates, dict(snakemake.output),  # noqa: F821
+         snakemake.log[0])  # noqa: F821

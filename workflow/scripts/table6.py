@@ -2,11 +2,11 @@
 import pandas as pd
 
 from approxeq.logs import redirect_to_log
-from approxeq.reporting import source_row_classes, write_table
+from approxeq.reporting import not_trained_notes, source_row_classes, write_table
 from approxeq.tables import collect_metrics, smoke_table
 
 
-def main(metric_files, paper_csv, labels, horizons, test_horizon, quick, templates, out, log_path):
+def main(metric_files, paper_csv, labels, horizons, test_horizon, not_trained, quick, templates, out, log_path):
     with redirect_to_log(log_path):
         runs = collect_metrics(metric_files)
         table = smoke_table(runs, pd.read_csv(paper_csv), labels, horizons, test_horizon)
@@ -17,6 +17,7 @@ def main(metric_files, paper_csv, labels, horizons, test_horizon, quick, templat
         notes.append(f"Test horizon: {test_horizon} predicted frames as the paper's text says (the "
                      f"original test code rolls out 20); RMSE at every horizon {horizons} is shown. "
                      "Our SMOKE data are regenerated with PhiFlow 3.4, not the authors' files.")
+        notes += not_trained_notes(pd.read_csv(paper_csv), not_trained)
         caption = "Table 6: SMOKE test RMSE, mean (std) over seeds; Par (M): parameters in millions."
         write_table(out, table, caption, notes, templates, "tab:smoke",
                     csv_table=table.assign(quick_run=quick), row_classes=source_row_classes(table["Source"]))
@@ -26,4 +27,5 @@ def main(metric_files, paper_csv, labels, horizons, test_horizon, quick, templat
 if "snakemake" in globals():
     p = snakemake.params  # noqa: F821
     main(list(snakemake.input.metrics), snakemake.input.paper, dict(p.labels), list(p.horizons),  # noqa: F821
-         p.test_horizon, p.quick, p.templates, dict(snakemake.output), snakemake.log[0])  # noqa: F821
+         p.test_horizon, dict(p.not_trained), p.quick, p.templates, dict(snakemake.output),  # noqa: F821
+         snakemake.log[0])  # noqa: F821
