@@ -125,9 +125,9 @@ def test_rpp_prior_is_the_weighted_l2_of_both_paths_and_enters_the_loss():
     assert model.prior().item() == pytest.approx(expected)
     assert rpp_prior(model, 1e-3, 1e-5).item() == pytest.approx(expected)
     identity = lambda z, g: z  # noqa: E731  (no shift, no latent term: actions unused)
-    total, terms = method_loss(model.train(), canvas(3, batch=4), torch.arange(4), torch.zeros(4, dtype=torch.long),
-                               LossWeights(1.0, 0.0, 0.0), torch.nn.functional.cross_entropy,
-                               identity, identity, identity)
+    total, terms = method_loss(model.train(), canvas(3, batch=4), torch.arange(4),
+                               torch.zeros(4, dtype=torch.long), LossWeights(1.0, 0.0, 0.0),
+                               torch.nn.functional.cross_entropy, identity, identity, identity)
     assert terms["prior"].item() == pytest.approx(expected)
     assert total.item() == pytest.approx((terms["task"] + terms["prior"]).item())
 

@@ -52,5 +52,6 @@ TORCH_BASELINE_BUILDERS = {**ddmnist.TORCH_BUILDERS, **smoke.TORCH_BUILDERS}
 
 __all__ = ["INSTALL_HINT", "BaselineUnavailable", "RPPBlock", "Steerable", "attach_rpp_prior",
            "escnn_available", "planar_gspace", "rpp_prior",
-           "ddmnist_scnn", "ddmnist_rpp", "ddmnist_restriction", "SwapComponents", "e2cnn_latent_action", "smoke_e2cnn", "smoke_rpp",
+           "ddmnist_scnn", "ddmnist_rpp", "ddmnist_restriction",
+           "SwapComponents", "e2cnn_latent_action", "smoke_e2cnn", "smoke_rpp",
            "BASELINE_BUILDERS", "TORCH_BASELINE_BUILDERS"]

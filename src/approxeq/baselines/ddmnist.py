@@ -97,16 +97,16 @@ def ddmnist_restriction(group: str, n_channels: int = 1, c: int = 6, latent_dim:
     after block 4, as `SteerableCNN(restrict=True)` in Veefkind & Cesa's networks/networks_cnn.py
     (escnn RestrictionModule + DisentangleModule, `restrict_id` 1 for C_N and D1, (None, 1) for
     D_N). Blocks 1–4 are G-equivariant; block 5 (3×3, 6c output fields) and the 1×1 convolution to
-    the latent are escnn R2Convs on the trivial group, i.e. unconstrained, as theirs (their
-    block 5 also takes 6c fields of the restricted group's regular representation, one channel
-    each). The whole network is therefore not G-invariant (tests/test_baselines_ddmnist.py).
+    the latent are escnn R2Convs on the trivial group, i.e. not constrained by G, as theirs (their
+    block 5 also outputs 6c fields of the trivial group: one channel each, plus its gate). The whole network is therefore not G-invariant (tests/test_baselines_ddmnist.py).
 
     Differences from their network, besides those of our SCNN (README "Baselines"): escnn's
     trivial-group R2Conv is band-limited like every escnn kernel basis (6 basis filters per
-    input/output channel pair for a 3×3 kernel, 1 for 1×1), theirs the same basis through their
-    modified R2Conv; our 1×1 convolution has a bias and 66 outputs (theirs none and 48, the C.1
-    CNN's widening), and no group pooling is needed after it (ours is the identity on the trivial
-    group, kept so that the layer list matches the SCNN's).
+    input/output channel pair for a 3×3 kernel, 1 for 1×1), and so, through their modified
+    R2Conv, is theirs (their parameter counts are reproduced with stock escnn's bases); our 1×1
+    convolution has a bias and 66 outputs (theirs none and 48, the C.1 CNN's widening), and no
+    group pooling is needed after it (ours is the identity on the trivial group, kept so that the
+    layer list matches the SCNN's).
 
     Parameters at the paper size (c = 6, 66, 100 classes): C4 71,644, D1 40,684, D4 133,564
     (tests/test_baselines_ddmnist.py); the paper's Par (M) 0.12, 0.33, 0.17: C4 40 % and D4 21 %
@@ -129,11 +129,12 @@ def ddmnist_rpp(group: str, n_channels: int = 1, c: int = 6, latent_dim: int = 6
     fields' sizes) summed, as `SteerableRPP` / `RPPBlock` in Veefkind & Cesa's
     networks/networks_cnn.py. As theirs, only the convolution is doubled: the sum is followed by
     the equivariant BatchNorm and activation (ours InnerBatchNorm + ELU, theirs IIDBatchNorm2d +
-    GatedNonLinearityUniform, or FourierELU with --Fourier), pooling is the equivariant pooling, group pooling follows the 1×1 convolution,
-    and the head is the C.1 CNN's. The prior (`model.prior()`, added to the loss by
-    loss.method_loss) is their `RPPConv_L2` (experiments/util.py): equivariant_weight × the squared
-    L2 norm of the R2Convs' parameters (their conv_wd, default 1e-5) + plain_weight × that of the
-    plain convolutions' (their basic_wd, default 1e-3; experiments/double_mnist.py).
+    GatedNonLinearityUniform, or FourierELU with --Fourier), pooling is the equivariant pooling,
+    group pooling follows the 1×1 convolution, and the head is the C.1 CNN's. The prior
+    (`model.prior()`, added to the loss by loss.method_loss) is their `RPPConv_L2`
+    (experiments/util.py): equivariant_weight × the squared L2 norm of the R2Convs' parameters
+    (their conv_wd, default 1e-5) + plain_weight × that of the plain convolutions' (their
+    basic_wd, default 1e-3; experiments/double_mnist.py).
 
     With the plain path's weights at zero the network is exactly our SCNN, hence G-invariant
     (tests/test_baselines_ddmnist.py); otherwise approximately, by design.
