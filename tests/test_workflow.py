@@ -229,7 +229,8 @@ def test_tiny_synthetic_run_end_to_end_on_two_simulated_gpus(tmp_path):
 @pytest.mark.slow
 def test_quick_profile_end_to_end(tmp_path):
     """The documented quick run (snakemake --profile profiles/quick), in a scratch directory."""
-    # 1500 s: the quick run also trains the escnn baselines (about 1.5 min more on 2 cores)
+    # 1500 s: the quick run also trains the escnn baselines (SCNN about 1.5 min more on 2 cores; the
+    # DDMNIST RPP and Restriction, 6 runs, measured 5 min more on 2 cores shared with other jobs)
     result = snakemake("--profile", str(ROOT / "profiles/quick"), "--directory", str(tmp_path),
                        cwd=ROOT, timeout=2400)
     assert result.returncode == 0, result.stderr[-5000:]
