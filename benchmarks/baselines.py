@@ -3,7 +3,8 @@
 Prints figures; it is not a test and asserts nothing about time. Needs the optional escnn extra.
 
 DDMNIST (per group G): the method (C.1 CNN, 66-dim latent, λ > 0: two encoder passes and the
-latent term, as trained) against the SCNN (regular fields of G, λ = 0). SMOKE: the method (C.3
+latent term, as trained) against the SCNN, the RPP (its prior included) and the Restriction (regular
+fields of G, λ = 0). SMOKE: the method (C.3
 ConvNet, shift term and latent term as configured) against the E2CNN and the RPP (its prior included). One step = forward, loss,
 backward, Adam step on the same random batch, built exactly as the experiments build them
 (experiments.method_objective / smoke_task.smoke_objective); the variants of one comparison run
@@ -36,9 +37,9 @@ from approxeq.models import build_model, count_parameters
 from approxeq.representations import apply_matrices, latent_representation
 from approxeq.smoke_task import SmokeWeights, smoke_objective
 
-PAPER_PARAMS_M = {("ddmnist", "C4"): {"CNN": 0.03, "SCNN": 0.12, "Ours": 0.03},
-                  ("ddmnist", "D1"): {"CNN": 0.03, "SCNN": 0.03, "Ours": 0.03},
-                  ("ddmnist", "D4"): {"CNN": 0.03, "SCNN": 0.15, "Ours": 0.03},
+PAPER_PARAMS_M = {("ddmnist", "C4"): {"CNN": 0.03, "SCNN": 0.12, "RPP": 0.79, "Restriction": 0.12, "Ours": 0.03},
+                  ("ddmnist", "D1"): {"CNN": 0.03, "SCNN": 0.03, "RPP": 0.08, "Restriction": 0.33, "Ours": 0.03},
+                  ("ddmnist", "D4"): {"CNN": 0.03, "SCNN": 0.15, "RPP": 1.73, "Restriction": 0.17, "Ours": 0.03},
                   ("smoke", "C4"): {"Ours": 0.25, "E2CNN": 0.62, "RPP": 4.36}}
 
 
@@ -101,13 +102,16 @@ def ddmnist_comparison(group: str, batch: int, device, repeats: int, warmup: int
     y = torch.randint(100, (batch,), generator=generator).to(device)
     g = torch.randint(product.order, (batch,), generator=generator).to(device)
     ours = build_model("ddmnist_cnn", latent="bn_elu").to(device)
-    scnn = build_model("ddmnist_scnn", group=group, latent="bn_elu").to(device)
+    baselines = {label: build_model(name, group=group, latent="bn_elu").to(device)
+                 for label, name in (("SCNN", "ddmnist_scnn"), ("RPP", "ddmnist_rpp"),
+                                     ("Restriction", "ddmnist_restriction"))}
     objective = {lam: method_objective(LossWeights(1.0, 0.0, lam), F.cross_entropy, input_action,
                                        latent_action, trivial_action, penalty="normalised")
                  for lam in (0.0, 1.0)}
-    times = timed_rounds({"Ours": make_step(ours, objective[1.0], x, y, g),
-                          "SCNN": make_step(scnn, objective[0.0], x, y, g)}, device, repeats, warmup)
-    return summarise(("ddmnist", group), times, {"Ours": ours, "SCNN": scnn}, batch)
+    steps = {"Ours": make_step(ours, objective[1.0], x, y, g)}
+    steps.update({label: make_step(model, objective[0.0], x, y, g) for label, model in baselines.items()})
+    times = timed_rounds(steps, device, repeats, warmup)
+    return summarise(("ddmnist", group), times, {"Ours": ours, **baselines}, batch)
 
 
 def smoke_comparison(batch: int, resolution: int, device, repeats: int, warmup: int) -> dict:
@@ -161,12 +165,12 @@ def main(argv=None) -> None:
           f"{repeats} rounds after {warmup} warm-up steps")
     results = [ddmnist_comparison(group, args.batch_size, device, repeats, warmup) for group in args.groups]
     results.append(smoke_comparison(args.smoke_batch_size, args.smoke_resolution, device, repeats, warmup))
-    print(f"{'experiment':<10} {'group':<5} {'model':<6} {'batch':>5} {'step (ms)':>10} "
+    print(f"{'experiment':<10} {'group':<5} {'model':<11} {'batch':>5} {'step (ms)':>10} "
           f"{'÷ ours':>7} {'params':>9} {'paper Par (M)':>13}")
     for r in results:
         for model, m in r["models"].items():
             paper = "–" if m["paper_params_m"] is None else f"{m['paper_params_m']:.2f}"
-            print(f"{r['experiment']:<10} {r['group']:<5} {model:<6} {r['batch']:>5} "
+            print(f"{r['experiment']:<10} {r['group']:<5} {model:<11} {r['batch']:>5} "
                   f"{1000 * m['median_step_s']:>10.1f} {m['ratio_to_ours']:>7.2f} "
                   f"{m['parameters']:>9,} {paper:>13}")
     summary = ", ".join(f"{r['experiment']}/{r['group']} {model} ÷ ours {m['ratio_to_ours']:.2f}"

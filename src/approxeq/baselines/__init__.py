@@ -1,6 +1,7 @@
 """Equivariant baselines of Tables 4 and 6, most built with escnn (the library of the original code).
 
-Layout: `common` (escnn import, gspaces, Steerable), `ddmnist` (Table 4), `smoke` (Table 6). Each
+Layout: `common` (escnn import, gspaces, Steerable, RPPBlock and the RPP prior), `ddmnist`
+(Table 4), `smoke` (Table 6). Each
 model module lists its builders in ESCNN_BUILDERS (need escnn) and TORCH_BUILDERS (plain PyTorch).
 
 escnn is an optional extra (`envs/install_baselines.sh`); it is imported only when a baseline is
@@ -19,6 +20,14 @@ commute with a flip or quarter turn of the canvas); BatchNorm is escnn's InnerBa
 statistic per field); average pooling is escnn's PointwiseAvgPool2D (the same pooling). Field
 counts equal the CNN's channel counts (c, 2c, 4c, 6c, 6c, latent_dim).
 
+DDMNIST RPP (`ddmnist_rpp`) and Restriction (`ddmnist_restriction`): Veefkind & Cesa's
+`SteerableRPP` and `SteerableCNN(restrict=True)` (QUVA-Lab/partial-escnn, networks/networks_cnn.py)
+on our SCNN: every convolution an R2Conv plus a plain Conv2d, summed, with their L2 prior on both
+paths (experiments/util.py `RPPConv_L2`); or the features restricted to the trivial subgroup after
+block 4, so block 5 and the 1×1 convolution are unconstrained. PSCNN, their learnable-equivariance
+convolution, lives in their modified escnn (escnn2/), whose sources are not public: not trained
+(config.yaml `ddmnist.not_trained`).
+
 SMOKE E2CNN (`smoke_e2cnn`): the C.3 ConvNet with C4-regular hidden fields; input the 10 frames of
 velocity as 10 vector fields (C4's frequency-1 irrep), output one vector field, as
 `E2CNN` in Wang, Walters & Yu's public code (models/model_rotation.py: kernel 3, 5 layers,
@@ -32,14 +41,17 @@ with an L2 prior on the plain path (`model.prior()`, added to the loss by loss.m
 from __future__ import annotations
 
 from . import ddmnist, smoke
-from .common import INSTALL_HINT, BaselineUnavailable, Steerable, escnn_available, planar_gspace
-from .ddmnist import ddmnist_scnn
+from .common import (INSTALL_HINT, BaselineUnavailable, RPPBlock, Steerable, attach_rpp_prior,
+                     escnn_available, planar_gspace, rpp_prior)
+from .ddmnist import ddmnist_restriction, ddmnist_rpp, ddmnist_scnn
 from .smoke import SwapComponents, e2cnn_latent_action, smoke_e2cnn, smoke_rpp
 
 # builders that need escnn (network_problem says how to install it) and those that do not
 BASELINE_BUILDERS = {**ddmnist.ESCNN_BUILDERS, **smoke.ESCNN_BUILDERS}
 TORCH_BASELINE_BUILDERS = {**ddmnist.TORCH_BUILDERS, **smoke.TORCH_BUILDERS}
 
-__all__ = ["INSTALL_HINT", "BaselineUnavailable", "Steerable", "escnn_available", "planar_gspace",
-           "ddmnist_scnn", "SwapComponents", "e2cnn_latent_action", "smoke_e2cnn", "smoke_rpp",
+__all__ = ["INSTALL_HINT", "BaselineUnavailable", "RPPBlock", "Steerable", "attach_rpp_prior",
+           "escnn_available", "planar_gspace", "rpp_prior",
+           "ddmnist_scnn", "ddmnist_rpp", "ddmnist_restriction",
+           "SwapComponents", "e2cnn_latent_action", "smoke_e2cnn", "smoke_rpp",
            "BASELINE_BUILDERS", "TORCH_BASELINE_BUILDERS"]

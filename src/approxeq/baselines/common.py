@@ -1,6 +1,9 @@
 """What every escnn baseline shares: the optional import of escnn (with the message that says how to
-install it), our groups as escnn gspaces, and `Steerable`, an escnn module between plain tensors."""
+install it), our groups as escnn gspaces, `Steerable`, an escnn module between plain tensors, and
+the residual pathway prior's layer (`RPPBlock`) and prior (`attach_rpp_prior`)."""
 from __future__ import annotations
+
+import types
 
 import torch
 from torch import nn
@@ -89,3 +92,41 @@ class Steerable(nn.Module):
         return self.module(enn.GeometricTensor(x, self.in_type)).tensor
 
 
+
+
+class RPPBlock(nn.Module):
+    """One layer of a residual pathway prior network (Finzi, Benton & Wilson): an escnn R2Conv
+    (equivariant path) and a plain Conv2d of the same shape (unconstrained path) on the same
+    input, summed, then `post` (an nn.Module on plain tensors; identity by default). SMOKE
+    (Wang et al.) follows the sum with a plain BatchNorm2d and ReLU, DDMNIST (Veefkind & Cesa) with
+    escnn's equivariant BatchNorm and activation: the caller passes them."""
+
+    def __init__(self, t_in, t_out, kernel: int, stride: int = 1, padding: int | None = None,
+                 post: nn.Module | None = None):
+        super().__init__()
+        _, enn = _escnn()
+        pad = (kernel - 1) // 2 if padding is None else padding
+        self.equivariant = Steerable(t_in, enn.R2Conv(t_in, t_out, kernel, stride=stride, padding=pad))
+        self.conv = nn.Conv2d(t_in.size, t_out.size, kernel, stride=stride, padding=pad)
+        self.post = nn.Identity() if post is None else post
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.post(self.equivariant(x) + self.conv(x))
+
+
+def rpp_prior(model: nn.Module, plain_weight: float, equivariant_weight: float = 0.0) -> torch.Tensor:
+    """plain_weight × the squared L2 norm of the parameters of every RPPBlock's plain Conv2d, plus
+    equivariant_weight × that of every R2Conv (weights and bias), over the RPPBlocks in `model`."""
+    plain = equivariant = 0.0
+    for block in model.modules():
+        if isinstance(block, RPPBlock):
+            plain = plain + sum(p.pow(2).sum() for p in block.conv.parameters())
+            equivariant = equivariant + sum(p.pow(2).sum() for p in block.equivariant.parameters())
+    return plain_weight * plain + equivariant_weight * equivariant
+
+
+def attach_rpp_prior(model: nn.Module, plain_weight: float, equivariant_weight: float = 0.0) -> nn.Module:
+    """Give `model` the method `prior()` (rpp_prior with these weights), which loss.method_loss adds
+    to the loss. Bound to the model, so a deep copy's prior reads the copy's weights."""
+    model.prior = types.MethodType(lambda self: rpp_prior(self, plain_weight, equivariant_weight), model)
+    return model

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import Steerable, _escnn, planar_gspace
+from .common import RPPBlock, Steerable, _escnn, attach_rpp_prior, planar_gspace
 
 
 def smoke_e2cnn(in_frames: int = 10, out_frames: int = 1, hidden: int = 92, kernel: int = 3,
@@ -62,24 +62,6 @@ def e2cnn_latent_action(z: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     return rotate_grid(shifted.reshape(z.shape), g)
 
 
-class RPPBlock(nn.Module):
-    """One layer of a residual pathway prior network: an escnn R2Conv (equivariant path) and a
-    plain Conv2d (unconstrained path) on the same input, summed; then BatchNorm2d and ReLU unless
-    it is the last layer. As `RPPBlock` in Wang, Walters & Yu's models/model_rotation.py, including
-    its plain (per-channel) BatchNorm2d."""
-
-    def __init__(self, t_in, t_out, kernel: int, last: bool):
-        super().__init__()
-        _, enn = _escnn()
-        pad = (kernel - 1) // 2
-        self.equivariant = Steerable(t_in, enn.R2Conv(t_in, t_out, kernel, padding=pad))
-        self.conv = nn.Conv2d(t_in.size, t_out.size, kernel, padding=pad)
-        self.post = nn.Identity() if last else nn.Sequential(nn.BatchNorm2d(t_out.size), nn.ReLU())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.post(self.equivariant(x) + self.conv(x))
-
-
 def smoke_rpp(in_frames: int = 10, out_frames: int = 1, hidden: int = 92, kernel: int = 3,
               layers: int = 5, prior_weight: float = 1e-6) -> EncoderHead:
     """RPP for SMOKE (Wang et al.'s `Rot_RPPNet`): `layers` RPP blocks, vector fields in and out,
@@ -98,19 +80,16 @@ def smoke_rpp(in_frames: int = 10, out_frames: int = 1, hidden: int = 92, kernel
     t_in = enn.FieldType(gs, in_frames * [gs.irrep(1)])
     t_hid = enn.FieldType(gs, hidden * [gs.regular_repr])
     t_out = enn.FieldType(gs, out_frames * [gs.irrep(1)])
-    blocks = [RPPBlock(t_in, t_hid, kernel, last=False)]
-    blocks += [RPPBlock(t_hid, t_hid, kernel, last=False) for _ in range(layers - 2)]
+
+    def block(t):  # as `RPPBlock` in their models/model_rotation.py: plain BatchNorm2d and ReLU
+        return RPPBlock(t, t_hid, kernel, post=nn.Sequential(nn.BatchNorm2d(t_hid.size), nn.ReLU()))
+
+    blocks = [block(t_in)] + [block(t_hid) for _ in range(layers - 2)]
     encoder = nn.Sequential(SwapComponents(), *blocks)
-    head = nn.Sequential(RPPBlock(t_hid, t_out, kernel, last=True), SwapComponents())
+    head = nn.Sequential(RPPBlock(t_hid, t_out, kernel), SwapComponents())  # the last: no BN/ReLU
     model = EncoderHead(encoder, head, t_hid.size)
     model.latent_action = e2cnn_latent_action
-    plain = [block.conv for block in [*blocks, head[0]]]
-
-    def prior() -> torch.Tensor:
-        return prior_weight * sum(p.pow(2).sum() for conv in plain for p in conv.parameters())
-
-    model.prior = prior
-    return model
+    return attach_rpp_prior(model, plain_weight=prior_weight)
 
 
 ESCNN_BUILDERS = {"smoke_e2cnn": smoke_e2cnn, "smoke_rpp": smoke_rpp}
