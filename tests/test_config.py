@@ -231,3 +231,13 @@ def test_not_trained_models_carry_a_reason_and_are_not_also_trained():
     both["ddmnist"]["not_trained"] = {"scnn": "a reason"}
     with pytest.raises(ConfigError, match=r"ddmnist.not_trained.scnn: 'scnn' is also trained"):
         check_config(both)
+
+
+def test_a_models_groups_must_be_configured_groups():
+    config = validated(load("config.yaml"))
+    config["ddmnist"]["models"]["scnn"]["groups"] = ["D1", "C2"]
+    with pytest.raises(ConfigError, match=r"ddmnist.models.scnn.groups: \['C2'\] not in ddmnist.groups"):
+        check_config(config)
+    quick = validated(load("config.yaml", "config.quick.yaml"))
+    check_config(quick)  # the quick run's baselines on D1 only
+    assert quick["ddmnist"]["models"]["rpp"]["groups"] == ["D1"]

@@ -56,7 +56,7 @@ def rule_resources(output: str, rule: str) -> list[dict[str, str]]:
 
 
 def expected_train_jobs(*configfiles: str) -> int:
-    """DDMNIST groups × models × seeds plus exploratory experiments × seeds, SMOKE models × seeds,
+    """DDMNIST models × their groups × their seeds plus exploratory experiments × seeds, SMOKE models × seeds,
     MedMNIST3D data sets × models × seeds and the latent study's extra DDMNIST runs (its variants ×
     groups × seeds)."""
     config = load(ROOT / "config.yaml")
@@ -64,7 +64,7 @@ def expected_train_jobs(*configfiles: str) -> int:
         update_config(config, load(ROOT / name))
     ddm, exploratory, smoke = config["ddmnist"], config["exploratory"], config["smoke"]
     medmnist = config["medmnist"]
-    return (len(ddm["groups"]) * sum(len(m.get("seeds", ddm["seeds"])) for m in ddm["models"].values())
+    return (sum(len(m.get("groups", ddm["groups"])) * len(m.get("seeds", ddm["seeds"])) for m in ddm["models"].values())
             + len(exploratory["experiments"]) * len(exploratory["seeds"])
             + len(smoke["models"]) * len(smoke["seeds"])
             + len(medmnist["datasets"]) * len(medmnist["models"]) * len(medmnist["seeds"])

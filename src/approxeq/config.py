@@ -68,8 +68,11 @@ def check_config(config: dict) -> None:
     check_mnist_sources(config["mnist"])
     ddm = config["ddmnist"]
     for model, settings in ddm["models"].items():
+        extra = [g for g in settings.get("groups", []) if g not in ddm["groups"]]
+        if extra:
+            raise ConfigError(f"ddmnist.models.{model}.groups: {extra} not in ddmnist.groups {ddm['groups']}")
         for key in ("lr", "lambda"):
-            missing = [g for g in ddm["groups"] if g not in settings[key]]
+            missing = [g for g in settings.get("groups", ddm["groups"]) if g not in settings[key]]
             if missing:
                 raise ConfigError(f"ddmnist.models.{model}.{key} has no value for group(s) {missing}")
         for group, lr in settings["lr"].items():

@@ -46,9 +46,9 @@ def ddmnist_data(group):
 
 def ddmnist_runs():
     """(group, model, seed) of every DDMNIST training run in the configuration (a model's own
-    `seeds`, else ddmnist.seeds)."""
+    `groups` and `seeds`, else ddmnist.groups and ddmnist.seeds)."""
     return [(g, m, s) for g in DDM["groups"] for m, settings in DDM["models"].items()
-            for s in settings.get("seeds", DDM["seeds"])]
+            if g in settings.get("groups", DDM["groups"]) for s in settings.get("seeds", DDM["seeds"])]
 
 
 def ddmnist_run_files(name):
