@@ -1,6 +1,8 @@
 """SMOKE baselines of Table 6 (package docstring: what each is and where it comes from)."""
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -231,10 +233,18 @@ def steerable_basis(in_repr, out_repr, kernel: int) -> torch.Tensor:
     maximum_frequency=5 is cut back by that band limit, so the elements are the same); escnn's
     names and internals differ. We read the basis off an escnn R2Conv between single fields: its
     expanded filter is linear in its weights, so expanding one-hot weights gives the basis
-    elements one by one, whatever escnn's internals are called."""
+    elements one by one, whatever escnn's internals are called. Cached per (field types, kernel):
+    a copy is returned."""
+    return _steerable_basis(in_repr.name, out_repr.name, kernel).clone()
+
+
+@functools.lru_cache(maxsize=None)
+def _steerable_basis(in_name: str, out_name: str, kernel: int) -> torch.Tensor:
     _, enn = _escnn()
     gs = planar_gspace("C4")
-    conv = enn.R2Conv(enn.FieldType(gs, [in_repr]), enn.FieldType(gs, [out_repr]), kernel, bias=False)
+    reprs = {r.name: r for r in (gs.irrep(1), gs.regular_repr, gs.trivial_repr)}
+    conv = enn.R2Conv(enn.FieldType(gs, [reprs[in_name]]), enn.FieldType(gs, [reprs[out_name]]), kernel,
+                      bias=False)
     elements = []
     with torch.no_grad():
         for b in range(conv.weights.numel()):
