@@ -296,6 +296,9 @@ def smoke_setup(run: dict, device: torch.device) -> ExperimentSetup:
     # a network that reads the whole frame (the MLP, Lift's MLP) is told the grid's side
     grid = {"grid": frames.shape[-1]} if takes_argument(network["name"], "grid") else {}
     model = build_model(network["name"], **grid, **{k: v for k, v in network.items() if k != "name"}).to(device)
+    if getattr(model, "latent_action", rotate_grid) is None and run["weights"].get("equivariance", 0.0) > 0:
+        raise ValueError(f"network {network['name']!r} has no latent action: its latent equivariance "
+                         "weight must be 0")
     objective = smoke_objective(SmokeWeights(**run["weights"]), targets_of, splits.train_horizon)
     data = TaskData(x_train=windows["train"], y_train=windows["train"], x_val=windows["val"],
                     y_val=windows["val"], group_order=4, objective=objective, val_metric=val_rmse,
