@@ -4,15 +4,17 @@ Prints figures; it is not a test and asserts nothing about time. Needs the optio
 
 DDMNIST (per group G): the method (C.1 CNN, 66-dim latent, λ > 0: two encoder passes and the
 latent term, as trained) against the SCNN, the RPP (its prior included) and the Restriction (regular
-fields of G, λ = 0). SMOKE: the method (C.3
-ConvNet, shift term and latent term as configured) against the E2CNN and the RPP (its prior included). One step = forward, loss,
-backward, Adam step on the same random batch, built exactly as the experiments build them
+fields of G, λ = 0). SMOKE: the method (C.3 ConvNet, shift term and latent term as configured)
+against the E2CNN, the RPP (its prior included), and Wang et al.'s MLP, Lift, RGroup and RSteer
+(RSteer's prior included) at config.yaml's sizes.
+One step = forward, loss, backward, Adam step on the same random batch, built exactly as the experiments build them
 (experiments.method_objective / smoke_task.smoke_objective); the variants of one comparison run
 interleaved A B A B ... after warm-up, so a drift in machine speed hits both. Reported: median
 step time of each, and baseline ÷ method as the median of the per-round ratios, all from one run;
 parameter counts beside the paper's Par (M).
 
     python benchmarks/baselines.py --threads 2
+    python benchmarks/baselines.py --threads 1 --groups      # SMOKE only
     python benchmarks/baselines.py --device cuda --json results/bench_baselines.json
 """
 from __future__ import annotations
@@ -40,13 +42,15 @@ from approxeq.smoke_task import SmokeWeights, smoke_objective
 PAPER_PARAMS_M = {("ddmnist", "C4"): {"CNN": 0.03, "SCNN": 0.12, "RPP": 0.79, "Restriction": 0.12, "Ours": 0.03},
                   ("ddmnist", "D1"): {"CNN": 0.03, "SCNN": 0.03, "RPP": 0.08, "Restriction": 0.33, "Ours": 0.03},
                   ("ddmnist", "D4"): {"CNN": 0.03, "SCNN": 0.15, "RPP": 1.73, "Restriction": 0.17, "Ours": 0.03},
-                  ("smoke", "C4"): {"Ours": 0.25, "E2CNN": 0.62, "RPP": 4.36}}
+                  ("smoke", "C4"): {"Ours": 0.25, "E2CNN": 0.62, "RPP": 4.36, "MLP": 8.33, "Lift": 3.32,
+                                    "RGroup": 1.88, "RSteer": 5.60}}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--groups", nargs="+", default=["C4", "D1", "D4"])
+    p.add_argument("--groups", nargs="*", default=["C4", "D1", "D4"],
+                   help="DDMNIST groups (none: SMOKE only)")
     p.add_argument("--batch-size", type=int, default=64, help="DDMNIST batch (equal for both; paper 256)")
     p.add_argument("--smoke-batch-size", type=int, default=16, help="SMOKE batch (the paper's 16)")
     p.add_argument("--smoke-resolution", type=int, default=64)
@@ -128,12 +132,19 @@ def smoke_comparison(batch: int, resolution: int, device, repeats: int, warmup: 
     ours = build_model("smoke_convnet", hidden=92).to(device)
     e2cnn = build_model("smoke_e2cnn", hidden=92).to(device)
     rpp = build_model("smoke_rpp", hidden=92).to(device)
+    relaxed = {"MLP": build_model("smoke_mlp", hidden=92, grid=resolution),
+               "Lift": build_model("smoke_lift", hidden=92, encoder_hidden=32, grid=resolution),
+               "RGroup": build_model("smoke_rgroup", hidden=92, banks=2),
+               "RSteer": build_model("smoke_rsteer", hidden=92, alpha=1e-5)}
+    relaxed = {name: model.to(device) for name, model in relaxed.items()}
     ours_objective = smoke_objective(SmokeWeights(1.0, 0.5, 0.005, False), targets_of, horizon)
     plain = smoke_objective(SmokeWeights(1.0, 0.0, 0.0, False), targets_of, horizon)
     times = timed_rounds({"Ours": make_step(ours, ours_objective, x, windows, g),
                           "E2CNN": make_step(e2cnn, plain, x, windows, g),
-                          "RPP": make_step(rpp, plain, x, windows, g)}, device, repeats, warmup)
-    return summarise(("smoke", "C4"), times, {"Ours": ours, "E2CNN": e2cnn, "RPP": rpp}, batch)
+                          "RPP": make_step(rpp, plain, x, windows, g),
+                          **{name: make_step(model, plain, x, windows, g) for name, model in relaxed.items()}},
+                         device, repeats, warmup)
+    return summarise(("smoke", "C4"), times, {"Ours": ours, "E2CNN": e2cnn, "RPP": rpp, **relaxed}, batch)
 
 
 def summarise(key, times: dict, models: dict, batch: int) -> dict:

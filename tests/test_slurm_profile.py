@@ -179,6 +179,6 @@ def test_full_dry_run_lists_every_training_job():
     # DDMNIST 3 groups × 5 models (CNN, ours, SCNN, RPP, Restriction) × 5 seeds + 3 exploratory
     # experiments × 5 seeds + 5 SMOKE models (CNN, augmented CNN, ours, E2CNN, RPP) × 5 seeds
     # + 3 MedMNIST3D data sets × 3 models × 5 seeds + the latent study's 5 variants of ours on D4 seed 0
-    assert counts["train"] == 3 * 5 * 5 + 3 * 5 + 5 * 5 + 3 * 3 * 5 + 5 == expected_train_jobs()
-    assert counts["evaluate"] == 165
+    assert counts["train"] == 3 * 5 * 5 + 3 * 5 + 9 * 5 + 3 * 3 * 5 + 5 == expected_train_jobs()
+    assert counts["evaluate"] == 185
     assert "results/runs/ddmnist/D4/ours/seed4/model.pt" in result.stdout

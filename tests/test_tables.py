@@ -76,6 +76,21 @@ def test_table6_refuses_a_non_finite_rmse():
     assert len(smoke_table(runs.iloc[:1], paper, {"cnn": "CNN"}, [6], 6))
 
 
+def test_table6_shows_no_latent_equivariance_for_a_model_without_a_latent_action():
+    """The MLP's latent carries no C4 action: its runs have no latent metric ("–"); a model that
+    has it in one run must have it in every run."""
+    row = {"experiment": "smoke", "group": "C4", "model": "cnn", "seed": 0, "parameters": 250000,
+           "latent_equivariance_relative": 0.1, "future_rmse_h6": 0.8, "domain_rmse_h6": 0.6}
+    mlp = {**row, "model": "mlp", "latent_equivariance_relative": float("nan")}
+    paper = pd.read_csv(PAPER / "table6.csv")
+    table = smoke_table(pd.DataFrame([row, mlp]), paper, {"cnn": "CNN", "mlp": "MLP"}, [6], 6)
+    ours = table[table["Source"] == "this run"].set_index("Model")["latent equivariance (rel.)"]
+    assert ours.to_dict() == {"CNN": "0.100", "MLP": "–"}
+    with pytest.raises(MetricError, match=r"smoke/C4/cnn/seed1: latent_equivariance_relative"):
+        smoke_table(pd.DataFrame([row, {**row, "seed": 1, "latent_equivariance_relative": float("nan")}]),
+                    paper, {"cnn": "CNN"}, [6], 6)
+
+
 def test_exploratory_tables_refuse_a_non_finite_loss():
     metrics = {"experiment": "tmnist", "group": "C2", "model": "learned", "seed": 0,
                "test_reconstruction_mse": 0.01, "test_algebra": float("nan"), "test_equivariance_in": 0.1,

@@ -40,8 +40,8 @@ def test_full_dry_run_lists_every_run(tmp_path):
     # DDMNIST groups × models × seeds + exploratory experiments × seeds + SMOKE models × seeds
     # + MedMNIST3D data sets × models × seeds
     # + the latent study's D4 seed-0 variants of ours (3 placements × 2 penalties, one is `ours`)
-    assert counts["train"] == 3 * 5 * 5 + 3 * 5 + 5 * 5 + 3 * 3 * 5 + 5
-    assert counts["evaluate"] == 165
+    assert counts["train"] == 3 * 5 * 5 + 3 * 5 + 9 * 5 + 3 * 3 * 5 + 5
+    assert counts["evaluate"] == 185
     assert counts["fetch_medmnist"] == 3
     assert counts["decompose"] == 15  # 5 runs for each of the three exploratory experiments
     assert counts["build_ddmnist"] == 3
@@ -52,7 +52,7 @@ def test_full_dry_run_lists_every_run(tmp_path):
                  "figure_smoke", "table5", "figure_medmnist", "aggregate_latent_study",
                  "latent_study_table", "figure_latent_study", "report", "all"):
         assert counts[rule] == 1, rule
-    for model in ("cnn", "cnn_aug", "ours", "e2cnn", "rpp"):  # SMOKE: 5 models × 5 seeds
+    for model in ("cnn", "cnn_aug", "ours", "e2cnn", "rpp", "mlp", "lift", "rgroup", "rsteer"):  # SMOKE: 9 × 5 seeds
         for seed in range(5):
             assert f"results/runs/smoke/C4/{model}/seed{seed}/metrics.json" in result.stdout
     assert "results/data/smoke/sim_36.npz" in result.stdout
@@ -167,7 +167,12 @@ def test_tiny_synthetic_run_end_to_end_on_two_simulated_gpus(tmp_path):
         "smoke": {"simulation": {"resolution": 16, "n_simulations": 8, "steps": 40, "last_frame": 39},
                   "batch_size": 8, "horizons": [6, 8], "seeds": [0], "network": {"name": "smoke_convnet", "hidden": 8},
                   "training": {"epochs": 1, "patience": 1}, "models": {"e2cnn": {"network": {"hidden": 2}},
-                                                                     "rpp": {"network": {"hidden": 2}}},
+                                                                     "rpp": {"network": {"hidden": 2}},
+                                                                     "mlp": {"network": {"hidden": 2}},
+                                                                     "lift": {"network": {"hidden": 4,
+                                                                                          "encoder_hidden": 2}},
+                                                                     "rgroup": {"network": {"hidden": 2}},
+                                                                     "rsteer": {"network": {"hidden": 2}}},
                   "splits": {"train_simulations": [[1, 0], [2, 1], [3, 2], [4, 3], [5, 0], [6, 1]],
                              "domain_simulations": [[7, 2], [8, 3]], "unused": [],
                              "train_window": [0, 10], "val_window": [10, 12], "future_window": [12, 14],
@@ -202,8 +207,11 @@ def test_tiny_synthetic_run_end_to_end_on_two_simulated_gpus(tmp_path):
         assert (tmp_path / f"results/figures/{figure}.png").stat().st_size > 10_000
     smoke = pd.read_csv(tmp_path / "results/tables/table6.csv")
     ours = smoke[smoke["Source"] == "this run"]
-    assert len(ours) == 5 and not ours.isin(["–"]).any().any()  # a number in every cell we trained
-    assert {"E2CNN", "RPP"} <= set(ours["Model"])
+    assert len(ours) == 9  # a number in every cell we trained, but the MLP's latent (no action on it)
+    assert not ours.drop(columns="latent equivariance (rel.)").isin(["–"]).any().any()
+    assert ours.set_index("Model")["latent equivariance (rel.)"].eq("–").to_dict() == {
+        m: m == "MLP" for m in ours["Model"]}
+    assert {"E2CNN", "RPP", "MLP", "Lift", "RGroup", "RSteer"} <= set(ours["Model"])
     for figure in ("figure2_smoke", "figure7_velocity_rotation"):
         assert (tmp_path / f"results/figures/{figure}.png").stat().st_size > 10_000
     medmnist = pd.read_csv(tmp_path / "results/tables/table5.csv")
@@ -216,10 +224,10 @@ def test_tiny_synthetic_run_end_to_end_on_two_simulated_gpus(tmp_path):
     card = pd.read_csv(tmp_path / "results/tables/scorecard.csv")  # quick: nothing is comparable
     assert set(card["verdict"]) == {scorecard.QUICK, scorecard.NOT_RUN}
     trained = card[card["verdict"] == scorecard.QUICK]
-    assert sorted(trained["table"].value_counts().items()) == [(1, 2), (2, 3), (3, 4), (4, 15), (5, 9), (6, 10)]
+    assert sorted(trained["table"].value_counts().items()) == [(1, 2), (2, 3), (3, 4), (4, 15), (5, 9), (6, 18)]
     assert trained[["ours_mean", "paper_mean", "delta", "delta_sigma"]].notna().all().all()
     runs = [json.loads(p.read_text()) for p in (tmp_path / "results/runs").rglob("train.json")]
-    assert len(runs) == 15 + 5 + 6 + 5 + 9  # DDMNIST, latent study variants, Section 4, SMOKE, MedMNIST3D
+    assert len(runs) == 15 + 5 + 6 + 9 + 9  # DDMNIST, latent study variants, Section 4, SMOKE, MedMNIST3D
     by_gpu = {}
     for run in runs:
         by_gpu.setdefault(run["device"], []).append((run["started_at"], run["finished_at"]))

@@ -14,7 +14,8 @@ from . import ddmnist
 from .actions import trivial_action
 from .evaluate import accuracy, latent_equivariance_error
 from .loss import Action, LossWeights, method_objective
-from .models import DDMNIST_PLACEMENTS, EncoderHead, build_model, ddmnist_latent_encoder, takes_group
+from .models import (DDMNIST_PLACEMENTS, EncoderHead, build_model, ddmnist_latent_encoder, takes_argument,
+                     takes_group)
 from .representations import apply_matrices, latent_representation
 from .train import TaskData
 
@@ -28,7 +29,7 @@ class ExperimentSetup:
     metric_name: str
     synthetic: bool  # the data derive from a synthetic stand-in, not the real data set
     input_action: Action
-    latent_action: Action
+    latent_action: Action | None  # None: the latent carries no group action (nothing measured)
     output_action: Action = trivial_action
     task_loss: Callable = F.cross_entropy
     # experiment-specific test metrics of a trained model (e.g. losses of a learned representation)
@@ -292,7 +293,12 @@ def smoke_setup(run: dict, device: torch.device) -> ExperimentSetup:
         return rollout_rmse(model, y, inputs_of, targets_of, splits.train_horizon)
 
     network = run["network"]
-    model = build_model(network["name"], **{k: v for k, v in network.items() if k != "name"}).to(device)
+    # a network that reads the whole frame (the MLP, Lift's MLP) is told the grid's side
+    grid = {"grid": frames.shape[-1]} if takes_argument(network["name"], "grid") else {}
+    model = build_model(network["name"], **grid, **{k: v for k, v in network.items() if k != "name"}).to(device)
+    if getattr(model, "latent_action", rotate_grid) is None and run["weights"].get("equivariance", 0.0) > 0:
+        raise ValueError(f"network {network['name']!r} has no latent action: its latent equivariance "
+                         "weight must be 0")
     objective = smoke_objective(SmokeWeights(**run["weights"]), targets_of, splits.train_horizon)
     data = TaskData(x_train=windows["train"], y_train=windows["train"], x_val=windows["val"],
                     y_val=windows["val"], group_order=4, objective=objective, val_metric=val_rmse,
@@ -308,7 +314,8 @@ def smoke_setup(run: dict, device: torch.device) -> ExperimentSetup:
         test_metric=val_rmse, metric_name="rmse", synthetic=False,
         input_action=rotate_velocity, output_action=rotate_velocity,
         # the ConvNet's latent is acted on by turning the grid; a baseline brings its own (E2CNN:
-        # grid and regular fields, baselines.e2cnn_latent_action)
+        # grid and regular fields, baselines.e2cnn_latent_action), or None where its latent
+        # carries no action (the MLP: no latent equivariance is measured)
         latent_action=getattr(model, "latent_action", rotate_grid),
         extra_metrics=extra_metrics)
 

@@ -222,11 +222,16 @@ def network_problem(name: str) -> str | None:
     return None
 
 
-def takes_group(name: str) -> bool:
-    """Whether builder `name` is configured per group (a steerable baseline's `group` argument)."""
+def takes_argument(name: str, argument: str) -> bool:
+    """Whether builder `name` has a parameter `argument`."""
     import inspect
 
-    return "group" in inspect.signature(MODEL_BUILDERS[name]).parameters
+    return argument in inspect.signature(MODEL_BUILDERS[name]).parameters
+
+
+def takes_group(name: str) -> bool:
+    """Whether builder `name` is configured per group (a steerable baseline's `group` argument)."""
+    return takes_argument(name, "group")
 
 
 def build_model(name: str, **kwargs) -> EncoderHead:

@@ -21,9 +21,10 @@ def main(model_path, info_path, output, threads, log_path):
         metrics = {f"{name}_{setup.metric_name}": setup.test_metric(model, x, y)
                    for name, (x, y) in setup.test_sets.items()}
         first_test_set = next(iter(setup.test_sets.values()))[0]
-        metrics.update(latent_equivariance_error(
-            model, first_test_set, data.group_order, setup.input_action,
-            setup.latent_action, data.prepare, seed=run["seed"]))
+        if setup.latent_action is not None:  # None: a latent without a group action (SMOKE MLP)
+            metrics.update(latent_equivariance_error(
+                model, first_test_set, data.group_order, setup.input_action,
+                setup.latent_action, data.prepare, seed=run["seed"]))
         if setup.extra_metrics is not None:
             metrics.update(setup.extra_metrics(model))
         metrics.update({

@@ -37,6 +37,15 @@ and cyclically shifts each regular field, the field type's own action.
 
 SMOKE RPP (`smoke_rpp`): Wang et al.'s `Rot_RPPNet`, an R2Conv and a plain Conv2d summed per layer,
 with an L2 prior on the plain path (`model.prior()`, added to the loss by loss.method_loss).
+
+SMOKE RGroup (`smoke_rgroup`, plain PyTorch): Wang et al.'s `RelaxedGroupEquivariantCNN` (relaxed
+C4 group convolutions with filter banks and per-element relaxed weights; velocity lifted to regular
+fields by projection on the four directions). SMOKE RSteer (`smoke_rsteer`): their
+`Relaxed_Rot_SteerConvNet` (one coefficient per steerable basis element and filter position; the
+basis read off escnn, their weight constraint as `prior()`). SMOKE Lift (`smoke_lift`): their
+`Lift_Rot_Expansion` (an MLP of the whole input appended as extra regular fields to an E2CNN).
+SMOKE MLP (`smoke_mlp`, plain PyTorch): their `MLPNet`; its latent has no group action
+(`latent_action = None`). All in models/model_rotation.py of their public code; details in smoke.py.
 """
 from __future__ import annotations
 
@@ -44,7 +53,8 @@ from . import ddmnist, smoke
 from .common import (INSTALL_HINT, BaselineUnavailable, RPPBlock, Steerable, attach_rpp_prior,
                      escnn_available, planar_gspace, rpp_prior)
 from .ddmnist import ddmnist_restriction, ddmnist_rpp, ddmnist_scnn
-from .smoke import SwapComponents, e2cnn_latent_action, smoke_e2cnn, smoke_rpp
+from .smoke import (SwapComponents, e2cnn_latent_action, smoke_e2cnn, smoke_lift, smoke_mlp, smoke_rgroup,
+                    smoke_rpp, smoke_rsteer)
 
 # builders that need escnn (network_problem says how to install it) and those that do not
 BASELINE_BUILDERS = {**ddmnist.ESCNN_BUILDERS, **smoke.ESCNN_BUILDERS}
@@ -54,4 +64,5 @@ __all__ = ["INSTALL_HINT", "BaselineUnavailable", "RPPBlock", "Steerable", "atta
            "escnn_available", "planar_gspace", "rpp_prior",
            "ddmnist_scnn", "ddmnist_rpp", "ddmnist_restriction",
            "SwapComponents", "e2cnn_latent_action", "smoke_e2cnn", "smoke_rpp",
+           "smoke_rgroup", "smoke_rsteer", "smoke_lift", "smoke_mlp",
            "BASELINE_BUILDERS", "TORCH_BASELINE_BUILDERS"]
