@@ -5,7 +5,6 @@ the experiments that train them.
 Skipped where escnn (the optional `baselines` extra) is missing, except when
 APPROXEQ_REQUIRE_BASELINES is set (CI installs the extra and sets it): there a missing escnn fails.
 """
-import io
 import os
 
 import pytest
@@ -16,6 +15,7 @@ if os.environ.get("APPROXEQ_REQUIRE_BASELINES"):
 else:
     pytest.importorskip("escnn", reason="escnn (optional extra) not installed: envs/install_baselines.sh")
 
+from checkpoints import assert_checkpoints_load_across_train_and_eval_mode  # noqa: E402  (tests/ is on sys.path)
 from approxeq.actions import image_action  # noqa: E402
 from approxeq.baselines import (INSTALL_HINT, ddmnist_scnn, e2cnn_latent_action,  # noqa: E402
                                 smoke_e2cnn, smoke_rpp)
@@ -190,22 +190,7 @@ def test_checkpoints_load_across_train_and_eval_mode(build, shape):
     """escnn caches expanded filters in eval mode; a state dict saved in either mode loads into a
     fresh model in either mode and evaluates identically."""
     torch.manual_seed(0)
-    x = torch.rand(shape)
-    trained = build()
-    optimiser = torch.optim.Adam(trained.parameters(), 1e-2)
-    for _ in range(2):
-        optimiser.zero_grad()
-        trained(x).pow(2).mean().backward()
-        optimiser.step()
-    for saved_in_train in (True, False):
-        for loaded_in_train in (True, False):
-            buffer = io.BytesIO()
-            torch.save(trained.train(saved_in_train).state_dict(), buffer)
-            buffer.seek(0)
-            fresh = build().train(loaded_in_train)
-            fresh.load_state_dict(torch.load(buffer, weights_only=True))
-            with torch.no_grad():
-                torch.testing.assert_close(fresh.eval()(x), trained.eval()(x), atol=0, rtol=0)
+    assert_checkpoints_load_across_train_and_eval_mode(build, torch.rand(shape))
 
 
 def test_network_problem_names_unknown_networks():

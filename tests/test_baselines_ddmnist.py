@@ -6,7 +6,6 @@ counts at the paper size; checkpoints across train/eval mode.
 Skipped where escnn (the optional `baselines` extra) is missing, except when
 APPROXEQ_REQUIRE_BASELINES is set (CI installs the extra and sets it): there a missing escnn fails.
 """
-import io
 import os
 
 import pytest
@@ -19,6 +18,7 @@ else:
 
 from test_baselines import assert_equal_to_float_tolerance, randomise  # noqa: E402  (tests/ is on sys.path)
 
+from checkpoints import assert_checkpoints_load_across_train_and_eval_mode  # noqa: E402  (tests/ is on sys.path)
 from approxeq.actions import image_action  # noqa: E402
 from approxeq.baselines import RPPBlock, ddmnist_restriction, ddmnist_rpp, rpp_prior  # noqa: E402
 from approxeq.groups import group_from_name  # noqa: E402
@@ -144,19 +144,4 @@ def test_checkpoints_load_across_train_and_eval_mode(build):
     """escnn caches expanded filters in eval mode (R2Convs on both sides of the restriction, and
     inside RPPBlocks): a state dict saved in either mode loads into a fresh model in either mode."""
     torch.manual_seed(0)
-    x = canvas(4, batch=2)
-    trained = build()
-    optimiser = torch.optim.Adam(trained.parameters(), 1e-2)
-    for _ in range(2):
-        optimiser.zero_grad()
-        trained(x).pow(2).mean().backward()
-        optimiser.step()
-    for saved_in_train in (True, False):
-        for loaded_in_train in (True, False):
-            buffer = io.BytesIO()
-            torch.save(trained.train(saved_in_train).state_dict(), buffer)
-            buffer.seek(0)
-            fresh = build().train(loaded_in_train)
-            fresh.load_state_dict(torch.load(buffer, weights_only=True))
-            with torch.no_grad():
-                torch.testing.assert_close(fresh.eval()(x), trained.eval()(x), atol=0, rtol=0)
+    assert_checkpoints_load_across_train_and_eval_mode(build, canvas(4, batch=2))

@@ -7,13 +7,13 @@ RGroup and the MLP are plain PyTorch and are tested everywhere. RSteer and Lift 
 optional `baselines` extra): their tests are skipped where it is missing, except when
 APPROXEQ_REQUIRE_BASELINES is set (CI installs the extra and sets it): there a missing escnn fails.
 """
-import io
 import os
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from checkpoints import assert_checkpoints_load_across_train_and_eval_mode  # noqa: E402  (tests/ is on sys.path)
 from approxeq.baselines import (BASELINE_BUILDERS, TORCH_BASELINE_BUILDERS, e2cnn_latent_action,
                                 escnn_available, smoke_mlp, smoke_rgroup)
 from approxeq.loss import LossWeights, method_loss
@@ -262,19 +262,4 @@ def test_checkpoints_load_across_train_and_eval_mode(build):
     """A state dict saved in either mode loads into a fresh model in either mode and evaluates
     identically (RSteer's sampled basis is a non-persistent buffer, rebuilt, not stored)."""
     torch.manual_seed(0)
-    x = torch.rand(4, 20, 8, 8)
-    trained = build()
-    optimiser = torch.optim.Adam(trained.parameters(), 1e-2)
-    for _ in range(2):
-        optimiser.zero_grad()
-        trained(x).pow(2).mean().backward()
-        optimiser.step()
-    for saved_in_train in (True, False):
-        for loaded_in_train in (True, False):
-            buffer = io.BytesIO()
-            torch.save(trained.train(saved_in_train).state_dict(), buffer)
-            buffer.seek(0)
-            fresh = build().train(loaded_in_train)
-            fresh.load_state_dict(torch.load(buffer, weights_only=True))
-            with torch.no_grad():
-                torch.testing.assert_close(fresh.eval()(x), trained.eval()(x), atol=0, rtol=0)
+    assert_checkpoints_load_across_train_and_eval_mode(build, torch.rand(4, 20, 8, 8))
