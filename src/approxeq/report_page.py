@@ -76,7 +76,7 @@ def scorecard_rows(scorecard: pd.DataFrame) -> list[dict]:
                         ours="–" if r["ours_n"] == 0 else mean_std(r["ours_mean"], r["ours_std"], r["ours_n"], digits),
                         seeds=int(r["ours_n"]), delta=signed(r["delta"], digits),
                         delta_sigma=signed(r["delta_sigma"], 1), verdict=r["verdict"],
-                        css=VERDICT_CLASS[r["verdict"]], params=params_pair(r),
+                        short=SHORT[r["verdict"]], css=VERDICT_CLASS[r["verdict"]], params=params_pair(r),
                         note=r["note"] if isinstance(r.get("note"), str) else ""))
     return out
 
