@@ -92,8 +92,6 @@ class Steerable(nn.Module):
         return self.module(enn.GeometricTensor(x, self.in_type)).tensor
 
 
-
-
 class RPPBlock(nn.Module):
     """One layer of a residual pathway prior network (Finzi, Benton & Wilson): an escnn R2Conv
     (equivariant path) and a plain Conv2d of the same shape (unconstrained path) on the same
