@@ -263,3 +263,21 @@ def test_checkpoints_load_across_train_and_eval_mode(build):
     identically (RSteer's sampled basis is a non-persistent buffer, rebuilt, not stored)."""
     torch.manual_seed(0)
     assert_checkpoints_load_across_train_and_eval_mode(build, torch.rand(4, 20, 8, 8))
+
+@needs_escnn
+@pytest.mark.parametrize("name", ["smoke_rsteer", "smoke_rpp"])
+def test_a_copied_models_prior_reads_the_copys_weights(name):
+    """The trainer may deep-copy a model; its prior() must then penalise the copy, not the original."""
+    import copy
+
+    torch.manual_seed(0)
+    model = BASELINE_BUILDERS[name](hidden=2)
+    clone = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in clone.parameters():
+            p.add_(torch.randn_like(p))
+    assert clone.prior().item() != model.prior().item()
+    with torch.no_grad():
+        for p, q in zip(clone.parameters(), model.parameters()):
+            p.copy_(q)
+    assert clone.prior().item() == model.prior().item()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import types
 
 import torch
 import torch.nn.functional as F
@@ -290,12 +291,10 @@ def smoke_rsteer(in_frames: int = 10, out_frames: int = 1, hidden: int = 92, ker
     head = nn.Sequential(last, SwapComponents())
     model = EncoderHead(encoder, head, hidden * regular.size)
     model.latent_action = e2cnn_latent_action
-    convs = [first, *middle, last]
-
-    def prior() -> torch.Tensor:
-        return alpha * sum(conv.constraint() for conv in convs)
-
-    model.prior = prior
+    # bound to the model (as attach_rpp_prior), so a deep copy's prior reads the copy's weights
+    model.prior = types.MethodType(
+        lambda self: alpha * sum(m.constraint() for m in self.modules() if isinstance(m, RelaxedSteerableConv)),
+        model)
     return model
 
 
