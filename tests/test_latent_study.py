@@ -358,3 +358,34 @@ def test_study_table_reads_each_variant_at_its_own_placement():
     assert variant["rel. error"] == 3.0 and variant["latent norm"] == 4.0
     assert variant["rel. error at head input"] == 3.0
     assert table["placement"].tolist() == ["conv", "conv", "bn", "bn_elu", "bn_elu"]
+
+
+def test_study_curves_label_every_run_by_placement_and_penalty(tmp_path, monkeypatch):
+    """The figure's legend says where each run's latent is and how it is penalised (the own cell
+    marked default, the baseline with the placement it was measured at), one entry per run."""
+    import json
+
+    from approxeq import figures
+    from approxeq.latent_study import curve_label, study_curves
+
+    study = {"model": "ours", "baseline": "cnn", "seeds": [0]}
+    runs = pd.DataFrame([
+        {"group": "D4", "model": "cnn", "seed": 0, "placement": "bn_elu", "penalty": "normalised", "synthetic": False},
+        {"group": "D4", "model": "ours", "seed": 0, "placement": "bn_elu", "penalty": "normalised", "synthetic": False},
+        {"group": "D4", "model": "ours_conv_mse", "seed": 0, "placement": "conv", "penalty": "mse", "synthetic": False},
+    ])
+    labels = {"cnn": "CNN", "ours": "Ours", "ours_conv_mse": "Ours (conv, mse)"}
+    expected = ["CNN (λ = 0; measured at bn_elu)", "Ours (bn_elu, normalised; default)", "Ours (conv, mse)"]
+    assert [curve_label(r, study, labels) for _, r in runs.iterrows()] == expected
+
+    histories = {}
+    for run in runs.itertuples():
+        path = tmp_path / f"{run.model}.jsonl"
+        path.write_text("".join(json.dumps({"epoch": e, "val_metric": 0.1 * e, "val_latent_equivariance_relative": 1.4 / e,
+                                            "val_latent_norm_mean": 1.0 + e}) + "\n" for e in (1, 2, 3)))
+        histories[(run.group, run.model, run.seed)] = str(path)
+    legends = []
+    monkeypatch.setattr(figures, "save", lambda fig, path: legends.append(
+        [t.get_text() for t in fig.legends[0].get_texts()]))
+    study_curves(histories, runs, study, labels, str(tmp_path / "study.png"), quick=True)
+    assert legends == [expected]

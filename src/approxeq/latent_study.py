@@ -136,35 +136,70 @@ def shown_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def study_curves(histories: dict[tuple[str, str, int], str], labels: dict[str, str], path: str,
-                 quick: bool, synthetic: bool) -> None:
+PLACEMENT_STYLE = {"conv": ":", "bn": "--", "bn_elu": "-"}
+PENALTY_COLOUR = {"mse": "tab:blue", "normalised": "tab:orange"}
+
+
+def curve_label(run: pd.Series, study: dict, labels: dict[str, str]) -> str:
+    """Legend text of one study run: the model with its placement and penalty; the baseline (λ = 0)
+    with the placement its per-epoch diagnostics were measured at."""
+    if run["model"] == study["baseline"]:
+        return f"{labels.get(run['model'], run['model'])} (λ = 0; measured at {run['placement']})"
+    base = labels.get(study["model"], study["model"])
+    default = "; default" if run["model"] == study["model"] else ""
+    return f"{base} ({run['placement']}, {run['penalty']}{default})"
+
+
+def study_curves(histories: dict[tuple[str, str, int], str], runs: pd.DataFrame, study: dict,
+                 labels: dict[str, str], path: str, quick: bool) -> None:
     """Per epoch of every study run: validation accuracy, relative equivariance error and mean
-    latent norm at the run's own placement (history.jsonl, a fixed validation subset)."""
+    latent norm, each at the run's own placement (history.jsonl, a fixed validation subset).
+    Line style = placement, colour = penalty form, black = the baseline; one legend for all."""
     import json
     from pathlib import Path
 
+    from matplotlib.ticker import MaxNLocator
+
     from .figures import label_suffix, plt, save
 
-    panels = [("val_metric", "validation accuracy"),
-              ("val_latent_equivariance_relative", "relative equivariance error"),
-              ("val_latent_norm_mean", "mean ‖E(x)‖")]
+    panels = [("val_metric", "validation accuracy", "accuracy"),
+              ("val_latent_equivariance_relative", "relative equivariance error",
+               "‖E(g·x) − ρ(g)E(x)‖ / ‖ρ(g)E(x)‖"),
+              ("val_latent_norm_mean", "mean latent norm", "mean ‖E(x)‖ at the run's placement")]
+    info = runs.set_index(["group", "model", "seed"])
     groups = sorted({g for g, _, _ in histories})
-    fig, axes = plt.subplots(len(groups), len(panels), figsize=(5 * len(panels), 3.6 * len(groups)),
+    fig, axes = plt.subplots(len(groups), len(panels), figsize=(5 * len(panels), 3.4 * len(groups) + 0.8),
                              squeeze=False)
+    handles = {}
     for (group, model, seed), history in histories.items():
+        run = info.loc[(group, model, seed)]
+        run = run.iloc[0] if isinstance(run, pd.DataFrame) else run
+        run = pd.concat([run, pd.Series({"model": model})])
         records = [json.loads(line) for line in Path(history).read_text().splitlines() if line]
-        row = groups.index(group)
-        for col, (key, title) in enumerate(panels):
-            ax = axes[row, col]
-            ax.plot([r["epoch"] for r in records], [r[key] for r in records],
-                    label=f"{labels.get(model, model)} s{seed}")
-            ax.set_title(f"{group}: {title}", fontsize=9)
+        baseline = model == study["baseline"]
+        style = dict(color="black", linestyle="-", linewidth=1.4) if baseline else dict(
+            color=PENALTY_COLOUR.get(run["penalty"], "tab:green"),
+            linestyle=PLACEMENT_STYLE.get(run["placement"], "-."), linewidth=1.4)
+        label = curve_label(run, study, labels) + (f", seed {seed}" if len(study["seeds"]) > 1 else "")
+        for col, (key, title, ylabel) in enumerate(panels):
+            ax = axes[groups.index(group), col]
+            (line,) = ax.plot([r["epoch"] for r in records], [r[key] for r in records], **style)
+            handles.setdefault(label, line)
+            ax.set_title(f"{group}: {title}", fontsize=10)
             ax.set_xlabel("epoch")
-            if key == "val_latent_equivariance_relative":
-                # two unrelated latents of equal norm are √2 apart: "not equivariant at all"
-                ax.axhline(2 ** 0.5, color="grey", linestyle=":", linewidth=1)
-    for ax in axes[:, 0]:
-        ax.legend(fontsize=6)
-    fig.suptitle("Latent study: diagnostics per epoch" + label_suffix(quick, synthetic))
-    fig.tight_layout()
+            ax.set_ylabel(ylabel, fontsize=8)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax in axes[:, 1]:
+        # two unrelated latents of equal norm are √2 apart: "not equivariant at all"
+        ax.axhline(2 ** 0.5, color="grey", linestyle=":", linewidth=1)
+        ax.set_ylim(top=max(ax.get_ylim()[1], 1.55))  # room above the line for its label
+        ax.annotate("√2: unrelated", (0.99, 2 ** 0.5), xycoords=("axes fraction", "data"),
+                    ha="right", va="bottom", fontsize=7, color="grey")
+    synthetic = bool(runs["synthetic"].any())
+    fig.suptitle("Latent study: diagnostics per epoch on a fixed validation subset"
+                 + label_suffix(quick, synthetic))
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(3, len(handles)),
+               fontsize=8, frameon=False)
+    rows_of_legend = -(-len(handles) // 3)
+    fig.tight_layout(rect=(0, 0.045 * rows_of_legend / max(1, len(groups)) + 0.02, 1, 1))
     save(fig, path)

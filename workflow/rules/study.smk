@@ -53,6 +53,7 @@ rule figure_latent_study:
         ),
     params:
         runs=[list(r) for r in latent_study_runs()],
+        study=DDM.get("latent_study", {}),
         labels=latent_study_labels(),
         quick=config["quick"],
     log:
