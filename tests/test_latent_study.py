@@ -19,7 +19,7 @@ from approxeq.ddmnist import build_ddmnist, save_ddmnist
 from approxeq.evaluate import latent_equivariance_error
 from approxeq.experiments import setup_experiment
 from approxeq.groups import group_from_name
-from approxeq.latent_study import model_settings, study_cells, study_table, study_variants
+from approxeq.latent_study import model_settings, shown_table, study_cells, study_table, study_variants
 from approxeq.loss import LossWeights, equivariance_penalty, method_loss
 from approxeq.models import DDMNIST_PLACEMENTS, EncoderHead, ddmnist_cnn, ddmnist_latent_encoder
 from approxeq.representations import apply_matrices, latent_representation
@@ -356,6 +356,12 @@ def test_study_table_reads_each_variant_at_its_own_placement():
     assert ours["acc (transformed) std"] == pytest.approx(np.std([0.6, 0.61], ddof=1))
     variant = table[table["run"] == "ours_bn_elu_normalised"].iloc[0]
     assert variant["rel. error"] == 3.0 and variant["latent norm"] == 4.0
+    # every cell of the model carries the model's name; what the cell is, is said in its own column
+    assert set(table.loc[table["penalty"] != "–", "model"]) == {"Ours"}
+    assert ours["setting"] == "default = paper's literal" and variant["setting"] == ""
+    shown = shown_table(table)
+    assert shown.loc[shown["Penalty"] == "–", "Setting"].unique().tolist() == ["λ\u00a0=\u00a00"]
+    assert shown["Setting"].tolist().count("–") == 1
     assert variant["rel. error at head input"] == 3.0
     assert table["placement"].tolist() == ["conv", "conv", "bn", "bn_elu", "bn_elu"]
 

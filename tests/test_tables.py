@@ -108,8 +108,10 @@ def test_latex_tables_compile(tmp_path):
 
     table = pd.DataFrame({"model_name": ["ours_bn_elu", "cnn"], "seed": [0.0, 1.0],
                           "m(χ_1)": [3.0, 4.5], "loss (X→Z)": [5e-6, 0.25], "group": ["D3 ≅ S3", "C4"],
-                          "‖E(g·x) − ρ(g)E(x)‖": ["1.41 (–)", "0.30 (0.01)"], "100% & #$": ["{a}", "~^\\"]})
+                          "‖E(g·x) − ρ(g)E(x)‖": ["1.41 (–)", "0.30 (0.01)"], "100% & #$": ["{a}", "~^\\"],
+                          "setting": ["paper's\u00a0literal", "λ\u00a0=\u00a00"]})
     tex = latex_table(table, "Caption with x_1, λ = 0.5 and 50% – QUICK RUN", "tab:test")
+    assert "paper's~literal" in tex and "?" not in tex  # a no-break space is ~, no character unmapped
     assert "\\toprule" in tex and "0.000000" not in tex and " & 0 & " in tex and "5.0e-06" in tex
     out = {"csv": tmp_path / "t.csv", "tex": tmp_path / "t.tex", "html": tmp_path / "t.html"}
     write_table(out, table, "Table X: a_b", ["QUICK RUN: small.", "A note with χ."],

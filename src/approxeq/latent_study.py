@@ -76,6 +76,14 @@ def _mean_std(values: pd.Series) -> tuple[float, float]:
     return values.mean(), (values.std(ddof=1) if len(values) > 1 else 0.0)
 
 
+def cell_setting(run: str, placement: str, penalty: str, study: dict) -> str:
+    """What a study cell of the model is: the configuration's default (the model's own Table 4 run),
+    the paper's literal choice, both, or neither ("")."""
+    roles = (["default"] if run == study["model"] else []) + (
+        ["paper's literal"] if {"placement": placement, "penalty": penalty} == DEFAULT_LATENT else [])
+    return " = ".join(roles)
+
+
 def study_table(runs: pd.DataFrame, study: dict, paper: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
     """One row per (group, model, placement, penalty), mean over seeds: accuracy on the transformed
     and the clean test set, the relative equivariance error, latent norm and MSE at the placement,
@@ -93,8 +101,10 @@ def study_table(runs: pd.DataFrame, study: dict, paper: pd.DataFrame, labels: di
         for placement, penalty, b in variants:
             paper_model = study["baseline"] if is_baseline else study["model"]
             match = paper[(paper["model"] == paper_model) & (paper["group"] == group)]
-            row = {"group": group, "model": labels.get(model, model), "run": model,
-                   "placement": placement, "penalty": penalty, "seeds": len(b)}
+            row = {"group": group, "model": labels.get(paper_model, paper_model), "run": model,
+                   "placement": placement, "penalty": penalty,
+                   "setting": "" if is_baseline else cell_setting(model, placement, penalty, study),
+                   "seeds": len(b)}
             for column, name in (("test_accuracy", "acc (transformed)"),
                                  ("test_clean_accuracy", "acc (clean)"),
                                  (f"latent_equivariance_relative_at_{placement}", "rel. error"),
@@ -126,6 +136,8 @@ def shown_table(table: pd.DataFrame) -> pd.DataFrame:
     for _, r in table.iterrows():
         rows.append({
             "Group": r["group"], "Model": r["model"], "Latent": r["placement"], "Penalty": r["penalty"],
+            # no-break spaces: short labels that should not wrap in a narrow column
+            "Setting": ("λ = 0" if r["penalty"] == "–" else r["setting"] or "–").replace(" ", "\u00a0"),
             "Seeds": int(r["seeds"]),
             "Acc. transformed": cell(r, "acc (transformed)", 3), "Acc. clean": cell(r, "acc (clean)", 3),
             "Rel. error": cell(r, "rel. error", 3), "Rel. error (head input)": cell(r, "rel. error at head input", 3),
