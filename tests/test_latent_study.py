@@ -19,7 +19,8 @@ from approxeq.ddmnist import build_ddmnist, save_ddmnist
 from approxeq.evaluate import latent_equivariance_error
 from approxeq.experiments import setup_experiment
 from approxeq.groups import group_from_name
-from approxeq.latent_study import model_settings, shown_table, study_cells, study_table, study_variants
+from approxeq.latent_study import (model_settings, shown_table, study_cells, study_placements, study_table,
+                                   study_variants)
 from approxeq.loss import LossWeights, equivariance_penalty, method_loss
 from approxeq.models import DDMNIST_PLACEMENTS, EncoderHead, ddmnist_cnn, ddmnist_latent_encoder
 from approxeq.representations import apply_matrices, latent_representation
@@ -277,7 +278,7 @@ def paper_config(*overlays):
 
 
 @pytest.mark.parametrize("overlay", ["config.quick.yaml", "config.latent_study_small.yaml",
-                                     "config.authors_training.yaml"])
+                                     "config.latent_study_cpu.yaml", "config.authors_training.yaml"])
 def test_shipped_overlays_are_valid(overlay):
     check_config(paper_config(overlay))
 
@@ -300,6 +301,17 @@ def test_study_variants_exclude_the_models_own_cell():
     assert {c["run"] for c in study if c["role"] == "model"} == set(variants) | {"ours"}
     with pytest.raises(KeyError, match="ours_logits_mse"):
         model_settings(ddm, "ours_logits_mse")
+
+
+def test_listed_cells_replace_the_grid():
+    """config.latent_study_cpu.yaml: the CNN, the default (ours' own run) and the paper's literal
+    latent (one variant), the baseline measured only at the placements the cells use."""
+    ddm = paper_config("config.latent_study_cpu.yaml")["ddmnist"]
+    assert study_variants(ddm) == {"ours_conv_mse": {"model": "ours", "placement": "conv", "penalty": "mse"}}
+    assert [c["run"] for c in study_cells(ddm)] == ["cnn", "ours_conv_mse", "ours"]
+    assert study_placements(ddm["latent_study"]) == ["conv", "bn_elu"]
+    full = paper_config()["ddmnist"]
+    assert set(study_variants(ddm)) < set(study_variants(full))
 
 
 def test_a_models_own_latent_overrides_the_default():
@@ -364,6 +376,12 @@ def test_study_table_reads_each_variant_at_its_own_placement():
     assert shown["Setting"].tolist().count("–") == 1
     assert variant["rel. error at head input"] == 3.0
     assert table["placement"].tolist() == ["conv", "conv", "bn", "bn_elu", "bn_elu"]
+    # listed cells: the baseline measured only where a listed cell takes its latent
+    cells = {**study, "cells": [{"placement": "conv", "penalty": "mse"},
+                                {"placement": "bn_elu", "penalty": "normalised"}]}
+    listed = study_table(pd.DataFrame(rows), cells, paper, {"cnn": "CNN", "ours": "Ours"})
+    assert listed["placement"].tolist() == ["conv", "conv", "bn_elu", "bn_elu"]
+    assert listed.loc[listed["penalty"] == "–", "rel. error"].tolist() == [1.0, 3.0]
 
 
 def test_study_curves_label_every_run_by_placement_and_penalty(tmp_path, monkeypatch):

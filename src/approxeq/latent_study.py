@@ -25,6 +25,21 @@ def variant_name(model: str, placement: str, penalty: str) -> str:
     return f"{model}_{placement}_{penalty}"
 
 
+def study_pairs(study: dict) -> list[tuple[str, str]]:
+    """(placement, penalty) of every cell of the model: the explicit `cells` where the study lists
+    them (a subset, e.g. the two settings worth paper-scale CPU hours), else placements × penalties."""
+    if study.get("cells"):
+        return [(c["placement"], c["penalty"]) for c in study["cells"]]
+    return [(p, q) for p in study["placements"] for q in study["penalties"]]
+
+
+def study_placements(study: dict) -> list[str]:
+    """The placements the study's cells use, in order: where the baseline is measured."""
+    if study.get("cells"):
+        return list(dict.fromkeys(c["placement"] for c in study["cells"]))
+    return list(study["placements"])
+
+
 def study_variants(ddm: dict) -> dict[str, dict]:
     """Runs the study adds: name → {model, placement, penalty} (the model's own cell excluded)."""
     study = ddm.get("latent_study")
@@ -33,8 +48,7 @@ def study_variants(ddm: dict) -> dict[str, dict]:
     model = study["model"]
     own = model_latent(ddm, model)
     return {variant_name(model, p, q): {"model": model, "placement": p, "penalty": q}
-            for p in study["placements"] for q in study["penalties"]
-            if (p, q) != (own["placement"], own["penalty"])}
+            for p, q in study_pairs(study) if (p, q) != (own["placement"], own["penalty"])}
 
 
 def model_settings(ddm: dict, name: str) -> dict:
@@ -63,11 +77,10 @@ def study_cells(ddm: dict) -> list[dict]:
     for group in study["groups"]:
         for seed in study["seeds"]:
             cells.append({"group": group, "seed": seed, "run": study["baseline"], "role": "baseline"})
-            for p in study["placements"]:
-                for q in study["penalties"]:
-                    mine = (p, q) == (own["placement"], own["penalty"])
-                    cells.append({"group": group, "seed": seed, "role": "model",
-                                  "run": model if mine else variant_name(model, p, q)})
+            for p, q in study_pairs(study):
+                mine = (p, q) == (own["placement"], own["penalty"])
+                cells.append({"group": group, "seed": seed, "role": "model",
+                              "run": model if mine else variant_name(model, p, q)})
     return cells
 
 
@@ -93,7 +106,7 @@ def study_table(runs: pd.DataFrame, study: dict, paper: pd.DataFrame, labels: di
     `study`: the ddmnist.latent_study block. The baseline gets one row per placement (the same run
     measured at each), penalty "–"."""
     rows = []
-    placements = list(study["placements"])
+    placements = study_placements(study)
     roles = runs.assign(is_baseline=runs["model"].eq(study["baseline"]))
     for (group, model, is_baseline), block in roles.groupby(["group", "model", "is_baseline"], sort=False):
         variants = ([(p, "–", block) for p in placements] if is_baseline else
