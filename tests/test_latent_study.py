@@ -343,7 +343,8 @@ def test_study_model_without_lambda_is_refused():
 
 
 def test_study_table_reads_each_variant_at_its_own_placement():
-    study = {"model": "ours", "baseline": "cnn", "placements": ["conv", "bn", "bn_elu"]}
+    study = {"model": "ours", "baseline": "cnn", "placements": ["conv", "bn", "bn_elu"],
+             "penalties": ["mse", "normalised"]}
     rows = []
     for model, placement, penalty, acc in (("cnn", "conv", "mse", 0.7), ("ours", "conv", "mse", 0.6),
                                            ("ours_bn_elu_normalised", "bn_elu", "normalised", 0.8)):

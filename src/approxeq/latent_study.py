@@ -35,9 +35,7 @@ def study_pairs(study: dict) -> list[tuple[str, str]]:
 
 def study_placements(study: dict) -> list[str]:
     """The placements the study's cells use, in order: where the baseline is measured."""
-    if study.get("cells"):
-        return list(dict.fromkeys(c["placement"] for c in study["cells"]))
-    return list(study["placements"])
+    return list(dict.fromkeys(p for p, _ in study_pairs(study)))
 
 
 def study_variants(ddm: dict) -> dict[str, dict]:
