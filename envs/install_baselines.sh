@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Install the optional `baselines` extra (escnn, for the SCNN / E2CNN / RPP baselines of Tables 4 and 6)
-# into the active Python environment. Needs a Fortran compiler (py3nj, one of escnn's
-# dependencies, compiles Fortran); on Debian: apt-get install -y gfortran.
+# Install the `baselines` extra (escnn, for the SCNN / E2CNN / RPP baselines of Tables 4 and 6) into
+# the active Python environment. ./install.sh runs it; it needs only the C compiler every machine of
+# this project has (lie_learn's one extension module), no Fortran.
 #
 # Why not just `pip install escnn`: escnn 1.0.11 requires lie_learn, whose only wheel on PyPI
 # (0.0.2) declares numpy<2 and ships extensions compiled against numpy 1, while this project pins
@@ -13,26 +13,29 @@
 # wheel (sha256-pinned) against the installed numpy. Only irrep_bases is compiled: the three other
 # .pyx modules (SO3, pinchon_hoggan, spherical_quadrature) do not compile with Cython 3 and
 # neither escnn nor this project uses them.
+#
+# py3nj, escnn's third-party Clebsch-Gordan solver, compiles Fortran. escnn imports it inside a
+# try/except (escnn/group/groups/so3group.py) and otherwise computes the SO(3) coefficients
+# numerically; only SO(3) / O(3) use them (none of the planar baselines). So py3nj is installed
+# only where a Fortran compiler is found (FC, gfortran, flang), as an optional speed-up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LIE_LEARN_WHEEL=lie_learn-0.0.2-cp311-cp311-manylinux_2_5_x86_64.manylinux1_x86_64.manylinux_2_17_x86_64.manylinux2014_x86_64.whl
 LIE_LEARN_SHA256=985cfa99ac344abba11b9381a0b7c60766db1accf23462640fb35ba35c1a789b
 
-fortran=${FC:-}
-[ -n "$fortran" ] || fortran=$(command -v gfortran || command -v flang || command -v flang-new || true)
-if [ -z "$fortran" ]; then
-    echo "install_baselines.sh: no Fortran compiler found (py3nj, needed by escnn, compiles Fortran);" \
-         "install one (Debian: apt-get install -y gfortran) or set FC" >&2
-    exit 1
-fi
 py_tag=$(python -c 'import sys; print(f"cp{sys.version_info.major}{sys.version_info.minor}")')
 if [ "$py_tag" != cp311 ]; then
     echo "install_baselines.sh: lie_learn's Cython sources are taken from its cp311 wheel; this is" \
          "$py_tag (the project targets Python 3.11)" >&2
     exit 1
 fi
-export FC="$fortran"
-python -m pip install -c envs/constraints.txt -e ".[baselines]"
+python -m pip install -q -c envs/constraints.txt -e ".[baselines]"
+fortran=${FC:-}
+[ -n "$fortran" ] || fortran=$(command -v gfortran || command -v flang || command -v flang-new || true)
+if [ -n "$fortran" ]; then
+    FC="$fortran" python -m pip install -q -c envs/constraints.txt py3nj \
+        || echo "install_baselines.sh: py3nj did not build with $fortran; escnn uses its own solver" >&2
+fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -58,7 +61,7 @@ setup(name="lie_learn", version="0.0.2", packages=find_packages(),
                                        include_dirs=[np.get_include()])], language_level=2))
 PY
 python -m pip install -q --no-deps --no-build-isolation "$work/src"
-python -m pip install -c envs/constraints.txt --no-deps escnn
+python -m pip install -q -c envs/constraints.txt --no-deps escnn
 python - <<'PY'
 import escnn
 from escnn import gspaces

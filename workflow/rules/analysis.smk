@@ -8,6 +8,8 @@ rule aggregate_ddmnist:
         f"{RESULTS}/metrics/ddmnist_runs.csv",
     log:
         f"{LOGS}/aggregate_ddmnist.log",
+    benchmark:
+        f"{BENCHMARKS}/aggregate_ddmnist.tsv",
     conda:
         "../../envs/report.yaml"
     script:
@@ -34,6 +36,8 @@ rule table4:
         templates=str(TEMPLATES),
     log:
         f"{LOGS}/table4.log",
+    benchmark:
+        f"{BENCHMARKS}/table4.tsv",
     conda:
         "../../envs/report.yaml"
     script:
@@ -54,6 +58,8 @@ rule figure_ddmnist_examples:
         quick=config["quick"],
     log:
         f"{LOGS}/figure_ddmnist_examples.log",
+    benchmark:
+        f"{BENCHMARKS}/figure_ddmnist_examples.tsv",
     conda:
         "../../envs/torch.yaml"
     script:
@@ -76,6 +82,8 @@ rule figure_ddmnist_training:
         quick=config["quick"],
     log:
         f"{LOGS}/figure_ddmnist_training.log",
+    benchmark:
+        f"{BENCHMARKS}/figure_ddmnist_training.tsv",
     conda:
         "../../envs/torch.yaml"
     script:

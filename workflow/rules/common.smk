@@ -22,6 +22,9 @@ RESULTS = config["results"]
 # Logs live beside the results they explain: two configurations with different `results:`
 # folders never write the same log (run_name need not differ between them).
 LOGS = f"{RESULTS}/logs"
+# Snakemake's per-job benchmark records (wall time, CPU time, peak memory), mirroring the logs:
+# benchmarks/summarize.py turns a run's folder of them into the per-rule table of benchmarks/README.md.
+BENCHMARKS = f"{RESULTS}/benchmarks"
 MNIST_DIR = config["mnist"]["dir"]
 MNIST_FILES = [
     "train-images-idx3-ubyte",

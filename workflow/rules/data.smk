@@ -11,6 +11,8 @@ rule fetch_mnist:
         timeout=config["mnist"]["timeout_seconds"],
     log:
         f"{LOGS}/fetch_mnist.log",
+    benchmark:
+        f"{BENCHMARKS}/fetch_mnist.tsv",
     conda:
         "../../envs/torch.yaml"
     script:
@@ -32,6 +34,8 @@ rule build_ddmnist:
         canvas=DDM["canvas"],
     log:
         f"{LOGS}/build_ddmnist/{{group}}.log",
+    benchmark:
+        f"{BENCHMARKS}/build_ddmnist/{{group}}.tsv",
     conda:
         "../../envs/torch.yaml"
     script:

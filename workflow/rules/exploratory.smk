@@ -12,6 +12,8 @@ rule fetch_fonts:
         allow_synthetic=config["tmnist"]["synthetic_fallback"],
     log:
         f"{LOGS}/fetch_fonts.log",
+    benchmark:
+        f"{BENCHMARKS}/fetch_fonts.tsv",
     conda:
         "../../envs/torch.yaml"
     script:
@@ -31,6 +33,8 @@ rule build_tmnist:
         seed=config["tmnist"]["seed"],
     log:
         f"{LOGS}/build_tmnist.log",
+    benchmark:
+        f"{BENCHMARKS}/build_tmnist.tsv",
     conda:
         "../../envs/torch.yaml"
     script:
@@ -48,6 +52,8 @@ rule fetch_cifar10:
         synthetic=config["cifar10"]["synthetic"],
     log:
         f"{LOGS}/fetch_cifar10.log",
+    benchmark:
+        f"{BENCHMARKS}/fetch_cifar10.tsv",
     conda:
         "../../envs/torch.yaml"
     script:
@@ -63,6 +69,8 @@ rule decompose:
         matrices=f"{RUN_DIR}/learned_matrices.npz",
     log:
         f"{LOGS}/decompose/{{experiment}}/{{group}}/{{model}}/seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/decompose/{{experiment}}/{{group}}/{{model}}/seed{{seed}}.tsv",
     conda:
         "../../envs/torch.yaml"
     script:
@@ -76,6 +84,8 @@ rule aggregate_exploratory:
         f"{RESULTS}/metrics/exploratory_runs.csv",
     log:
         f"{LOGS}/aggregate_exploratory.log",
+    benchmark:
+        f"{BENCHMARKS}/aggregate_exploratory.tsv",
     conda:
         "../../envs/report.yaml"
     script:
@@ -105,6 +115,8 @@ rule table_exploratory:
         number="[123]",
     log:
         f"{LOGS}/table{{number}}.log",
+    benchmark:
+        f"{BENCHMARKS}/table{{number}}.tsv",
     conda:
         "../../envs/report.yaml"
     script:
@@ -125,6 +137,8 @@ rule figure3_decoded:
         quick=config["quick"],
     log:
         f"{LOGS}/figure3_decoded.log",
+    benchmark:
+        f"{BENCHMARKS}/figure3_decoded.tsv",
     conda:
         "../../envs/torch.yaml"
     script:
@@ -145,6 +159,8 @@ rule figure4_eigenvalues:
         quick=config["quick"],
     log:
         f"{LOGS}/figure4_eigenvalues.log",
+    benchmark:
+        f"{BENCHMARKS}/figure4_eigenvalues.tsv",
     conda:
         "../../envs/torch.yaml"
     script:
@@ -164,6 +180,8 @@ rule figure5_tmnist:
         quick=config["quick"],
     log:
         f"{LOGS}/figure5_tmnist.log",
+    benchmark:
+        f"{BENCHMARKS}/figure5_tmnist.tsv",
     conda:
         "../../envs/torch.yaml"
     script:

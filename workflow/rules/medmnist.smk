@@ -16,6 +16,8 @@ rule fetch_medmnist:
         flag="[a-z0-9]+mnist3d",
     log:
         f"{LOGS}/fetch_medmnist/{{flag}}.log",
+    benchmark:
+        f"{BENCHMARKS}/fetch_medmnist/{{flag}}.tsv",
     conda:
         "../../envs/torch.yaml"
     script:
@@ -45,6 +47,8 @@ rule table5:
         templates=str(TEMPLATES),
     log:
         f"{LOGS}/table5.log",
+    benchmark:
+        f"{BENCHMARKS}/table5.tsv",
     conda:
         "../../envs/report.yaml"
     script:
@@ -66,6 +70,8 @@ rule figure_medmnist:
         quick=config["quick"],
     log:
         f"{LOGS}/figure_medmnist.log",
+    benchmark:
+        f"{BENCHMARKS}/figure_medmnist.tsv",
     conda:
         "../../envs/torch.yaml"
     script:

@@ -30,6 +30,8 @@ rule scorecard:
         quick=config["quick"],
     log:
         f"{LOGS}/scorecard.log",
+    benchmark:
+        f"{BENCHMARKS}/scorecard.tsv",
     conda:
         "../../envs/report.yaml"
     script:
@@ -88,6 +90,8 @@ rule report:
         templates=lambda w, input: os.path.dirname(input.templates),
     log:
         f"{LOGS}/report.log",
+    benchmark:
+        f"{BENCHMARKS}/report.tsv",
     conda:
         "../../envs/report.yaml"
     script:

@@ -13,6 +13,8 @@ rule simulate_smoke:
     threads: 1
     log:
         f"{LOGS}/simulate_smoke.log",
+    benchmark:
+        f"{BENCHMARKS}/simulate_smoke.tsv",
     conda:
         "../../envs/torch.yaml"
     script:
@@ -40,6 +42,8 @@ rule table6:
         templates=str(TEMPLATES),
     log:
         f"{LOGS}/table6.log",
+    benchmark:
+        f"{BENCHMARKS}/table6.tsv",
     conda:
         "../../envs/report.yaml"
     script:
@@ -64,6 +68,8 @@ rule figure_smoke:
         quick=config["quick"],
     log:
         f"{LOGS}/figure_smoke.log",
+    benchmark:
+        f"{BENCHMARKS}/figure_smoke.tsv",
     conda:
         "../../envs/torch.yaml"
     script:

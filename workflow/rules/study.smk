@@ -10,6 +10,8 @@ rule aggregate_latent_study:
         f"{RESULTS}/metrics/latent_study_runs.csv",
     log:
         f"{LOGS}/aggregate_latent_study.log",
+    benchmark:
+        f"{BENCHMARKS}/aggregate_latent_study.tsv",
     conda:
         "../../envs/report.yaml"
     script:
@@ -35,6 +37,8 @@ rule latent_study_table:
         templates=str(TEMPLATES),
     log:
         f"{LOGS}/latent_study_table.log",
+    benchmark:
+        f"{BENCHMARKS}/latent_study_table.tsv",
     conda:
         "../../envs/report.yaml"
     script:
@@ -58,6 +62,8 @@ rule figure_latent_study:
         quick=config["quick"],
     log:
         f"{LOGS}/figure_latent_study.log",
+    benchmark:
+        f"{BENCHMARKS}/figure_latent_study.tsv",
     conda:
         "../../envs/torch.yaml"
     script:

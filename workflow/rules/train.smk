@@ -20,6 +20,8 @@ rule train:
         gpu=1,
     log:
         f"{LOGS}/train/{{experiment}}/{{group}}/{{model}}/seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/train/{{experiment}}/{{group}}/{{model}}/seed{{seed}}.tsv",
     conda:
         "../../envs/torch.yaml"
     script:
@@ -36,6 +38,8 @@ rule evaluate:
     threads: 1
     log:
         f"{LOGS}/evaluate/{{experiment}}/{{group}}/{{model}}/seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/evaluate/{{experiment}}/{{group}}/{{model}}/seed{{seed}}.tsv",
     conda:
         "../../envs/torch.yaml"
     script:

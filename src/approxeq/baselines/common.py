@@ -4,13 +4,13 @@ the residual pathway prior's layer (`RPPBlock`) and prior (`attach_rpp_prior`)."
 from __future__ import annotations
 
 import types
+import warnings
 
 import torch
 from torch import nn
 
-INSTALL_HINT = ("escnn (the optional `baselines` extra) is not installed. Install it with a Fortran "
-                "compiler present: `apt-get install -y gfortran && envs/install_baselines.sh` (or "
-                "rerun ./install.sh once gfortran is found)")
+INSTALL_HINT = ("escnn (the `baselines` extra) is not installed in this environment. Install it "
+                "with `envs/install_baselines.sh` (./install.sh runs it; no Fortran compiler needed)")
 
 
 class BaselineUnavailable(ImportError):
@@ -27,7 +27,11 @@ def escnn_available() -> bool:
 
 def _escnn():
     try:
-        from escnn import gspaces
+        with warnings.catch_warnings():
+            # Without py3nj (Fortran, optional: envs/install_baselines.sh) escnn warns on every import
+            # that SO(3) Clebsch-Gordan coefficients are computed numerically; no planar baseline uses them.
+            warnings.filterwarnings("ignore", message="`py3nj` package not found")
+            from escnn import gspaces
         from escnn import nn as enn
         from escnn.group import _numerical
     except ImportError as error:
