@@ -124,6 +124,32 @@ def setup_experiment(run: dict, device: torch.device) -> ExperimentSetup:
     return EXPERIMENTS[name](run, device)
 
 
+def evaluate_experiment(setup: ExperimentSetup, run: dict) -> dict:
+    """The test metrics of setup.model (its trained state already loaded): the task metric on every
+    test set, the latent equivariance error on the first (where the latent carries an action), the
+    experiment's own extra metrics, and the run's identity and settings."""
+    from .models import count_parameters
+
+    model = setup.model
+    was_training = model.training
+    model.eval()
+    metrics = {f"{name}_{setup.metric_name}": setup.test_metric(model, x, y)
+               for name, (x, y) in setup.test_sets.items()}
+    first_test_set = next(iter(setup.test_sets.values()))[0]
+    if setup.latent_action is not None:  # None: a latent without a group action (SMOKE MLP)
+        metrics.update(latent_equivariance_error(
+            model, first_test_set, setup.data.group_order, setup.input_action,
+            setup.latent_action, setup.data.prepare, seed=run["seed"]))
+    if setup.extra_metrics is not None:
+        metrics.update(setup.extra_metrics(model))
+    model.train(was_training)
+    metrics.update({
+        "experiment": run["experiment"], "group": run["group"], "model": run["model"],
+        "seed": run["seed"], "parameters": count_parameters(model), "synthetic": setup.synthetic,
+        "lr": run["lr"], "lambda": run["weights"].get("equivariance", 0.0)})
+    return metrics
+
+
 # ---------------------------------------------------------------------------------------------
 # Exploratory experiments (Section 4): the latent representation is learned.
 # ---------------------------------------------------------------------------------------------

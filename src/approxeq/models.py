@@ -213,13 +213,19 @@ MODEL_BUILDERS.update(BASELINE_BUILDERS)
 MODEL_BUILDERS.update(TORCH_BASELINE_BUILDERS)
 
 
+def missing_package(name: str) -> str | None:
+    """Why known network `name` cannot be built in this environment (its optional package, escnn,
+    is missing; the message says how to install it), or None. Unknown names are network_problem's."""
+    if name in BASELINE_BUILDERS and not escnn_available():
+        return INSTALL_HINT
+    return None
+
+
 def network_problem(name: str) -> str | None:
     """Why network `name` cannot be built here (unknown, or its optional package missing), or None."""
     if name not in MODEL_BUILDERS:
         return f"unknown network {name!r}; known: {sorted(MODEL_BUILDERS)}"
-    if name in BASELINE_BUILDERS and not escnn_available():
-        return INSTALL_HINT
-    return None
+    return missing_package(name)
 
 
 def takes_argument(name: str, argument: str) -> bool:

@@ -31,7 +31,7 @@ rule table4:
     params:
         groups=DDM["groups"],
         labels=model_labels(),
-        not_trained=DDM.get("not_trained", {}),
+        not_trained=not_trained("ddmnist"),
         quick=config["quick"],
         templates=str(TEMPLATES),
     log:

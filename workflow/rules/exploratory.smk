@@ -116,7 +116,7 @@ rule table_exploratory:
     log:
         f"{LOGS}/table{{number}}.log",
     benchmark:
-        f"{BENCHMARKS}/table{{number}}.tsv",
+        f"{BENCHMARKS}/table_exploratory/table{{number}}.tsv",
     conda:
         "../../envs/report.yaml"
     script:

@@ -25,8 +25,8 @@ rule scorecard:
     params:
         flags={flag: d["label"] for flag, d in MEDMNIST["datasets"].items()},
         test_horizon=SMOKE["splits"]["test_horizon"],
-        not_trained={4: DDM.get("not_trained", {}), 5: MEDMNIST.get("not_trained", {}),
-                     6: SMOKE.get("not_trained", {})},
+        not_trained={4: not_trained("ddmnist"), 5: MEDMNIST.get("not_trained", {}),
+                     6: not_trained("smoke")},
         quick=config["quick"],
     log:
         f"{LOGS}/scorecard.log",

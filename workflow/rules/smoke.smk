@@ -37,7 +37,7 @@ rule table6:
         labels={name: m["label"] for name, m in SMOKE["models"].items()},
         horizons=SMOKE["horizons"],
         test_horizon=SMOKE["splits"]["test_horizon"],
-        not_trained=SMOKE.get("not_trained", {}),
+        not_trained=not_trained("smoke"),
         quick=config["quick"],
         templates=str(TEMPLATES),
     log:

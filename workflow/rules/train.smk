@@ -1,5 +1,6 @@
-# Training and evaluation, one job per (experiment, group, model, seed). A training job asks for
-# one GPU (`resources: gpu=1`); the job itself picks a free device (approxeq.devices).
+# Training and evaluation, one job per (experiment, group, model, seed): the job trains, then
+# evaluates the best state on the test sets into metrics.json. It asks for one GPU
+# (`resources: gpu=1`); the job itself picks a free device (approxeq.devices).
 
 
 rule train:
@@ -9,6 +10,7 @@ rule train:
         model=f"{RUN_DIR}/model.pt",
         info=f"{RUN_DIR}/train.json",
         history=f"{RUN_DIR}/history.jsonl",
+        metrics=f"{RUN_DIR}/metrics.json",
     params:
         run=run_settings,
         lock_dir=config["compute"]["gpu_lock_dir"],
@@ -27,20 +29,3 @@ rule train:
     script:
         "../scripts/train.py"
 
-
-rule evaluate:
-    input:
-        model=rules.train.output.model,
-        info=rules.train.output.info,
-        data=dataset_for,
-    output:
-        f"{RUN_DIR}/metrics.json",
-    threads: 1
-    log:
-        f"{LOGS}/evaluate/{{experiment}}/{{group}}/{{model}}/seed{{seed}}.log",
-    benchmark:
-        f"{BENCHMARKS}/evaluate/{{experiment}}/{{group}}/{{model}}/seed{{seed}}.tsv",
-    conda:
-        "../../envs/torch.yaml"
-    script:
-        "../scripts/evaluate.py"

@@ -18,6 +18,11 @@ class BaselineUnavailable(ImportError):
 
 
 def escnn_available() -> bool:
+    """Whether escnn imports here (found and importable: a broken install counts as missing)."""
+    import importlib.util
+
+    if importlib.util.find_spec("escnn") is None:  # the common case without it, at no import cost
+        return False
     try:
         _escnn()
     except BaselineUnavailable:

@@ -100,7 +100,7 @@ def ddmnist_restriction(group: str, n_channels: int = 1, c: int = 6, latent_dim:
     the latent are escnn R2Convs on the trivial group, i.e. not constrained by G, as theirs (their
     block 5 also outputs 6c fields of the trivial group: one channel each, plus its gate). The whole network is therefore not G-invariant (tests/test_baselines_ddmnist.py).
 
-    Differences from their network, besides those of our SCNN (README "Baselines"): escnn's
+    Differences from their network, besides those of our SCNN (docs/baselines.md): escnn's
     trivial-group R2Conv is band-limited like every escnn kernel basis (6 basis filters per
     input/output channel pair for a 3×3 kernel, 1 for 1×1), and so, through their modified
     R2Conv, is theirs (their parameter counts are reproduced with stock escnn's bases); our 1×1
@@ -110,7 +110,7 @@ def ddmnist_restriction(group: str, n_channels: int = 1, c: int = 6, latent_dim:
 
     Parameters at the paper size (c = 6, 66, 100 classes): C4 71,644, D1 40,684, D4 133,564
     (tests/test_baselines_ddmnist.py); the paper's Par (M) 0.12, 0.33, 0.17: C4 40 % and D4 21 %
-    below. Their network (README "Baselines") has GatedNonLinearityUniform fields: each
+    below. Their network (docs/baselines.md) has GatedNonLinearityUniform fields: each
     convolution outputs, per field, the band-limited irreps (C4: frequencies ≤ 2, 4 channels; D4:
     6; D1: 1) plus one gate channel per irrep, so after the restriction their block 5 outputs
     2 × 36 channels (field + gate) where ours outputs 36. Rebuilt with stock escnn, their
