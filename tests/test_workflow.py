@@ -2,8 +2,10 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +43,7 @@ def test_full_dry_run_lists_every_run(tmp_path):
     # + MedMNIST3D data sets × models × seeds
     # + the latent study's D4 seed-0 variants of ours (3 placements × 2 penalties, one is `ours`)
     assert counts["train"] == 3 * 5 * 5 + 3 * 5 + 9 * 5 + 3 * 3 * 5 + 5
-    assert counts["evaluate"] == 185
+    assert "evaluate" not in counts  # a training job evaluates its run into metrics.json
     assert counts["fetch_medmnist"] == 3
     assert counts["decompose"] == 15  # 5 runs for each of the three exploratory experiments
     assert counts["build_ddmnist"] == 3
@@ -72,19 +74,18 @@ def test_single_table_target_builds_only_what_it_needs(tmp_path):
     result = snakemake("-n", "--directory", str(tmp_path), "results/tables/table4.csv", cwd=ROOT)
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
-    assert set(counts) == {"fetch_mnist", "build_ddmnist", "train", "evaluate", "aggregate_ddmnist",
+    assert set(counts) == {"fetch_mnist", "build_ddmnist", "train", "aggregate_ddmnist",
                            "table4", "total"}
     result = snakemake("-n", "--directory", str(tmp_path), "results/figures/ddmnist_examples.png",
                        cwd=ROOT)
     assert set(job_counts(result.stdout)) == {"fetch_mnist", "build_ddmnist",
                                               "figure_ddmnist_examples", "total"}
     result = snakemake("-n", "--directory", str(tmp_path), "results/tables/table2.csv", cwd=ROOT)
-    assert set(job_counts(result.stdout)) == {"fetch_mnist", "train", "evaluate", "decompose",
+    assert set(job_counts(result.stdout)) == {"fetch_mnist", "train", "decompose",
                                               "table_exploratory", "total"}
     assert job_counts(result.stdout)["train"] == 5
     result = snakemake("-n", "--directory", str(tmp_path), "results/tables/table5.csv", cwd=ROOT)
-    assert job_counts(result.stdout) == {"fetch_medmnist": 3, "train": 45, "evaluate": 45, "table5": 1,
-                                         "total": 94}
+    assert job_counts(result.stdout) == {"fetch_medmnist": 3, "train": 45, "table5": 1, "total": 49}
     # Figure 4 shows one run per exploratory experiment and trains nothing else
     result = snakemake("-n", "--directory", str(tmp_path), "results/figures/figure4_eigenvalues.png", cwd=ROOT)
     assert job_counts(result.stdout)["train"] == 3
@@ -96,9 +97,9 @@ def test_latent_study_target_trains_only_its_runs(tmp_path):
     result = snakemake("-n", "--directory", str(tmp_path), "results/tables/latent_study.csv", cwd=ROOT)
     assert result.returncode == 0, result.stderr + result.stdout
     counts = job_counts(result.stdout)
-    assert set(counts) == {"fetch_mnist", "build_ddmnist", "train", "evaluate", "aggregate_latent_study",
+    assert set(counts) == {"fetch_mnist", "build_ddmnist", "train", "aggregate_latent_study",
                            "latent_study_table", "total"}
-    assert counts["train"] == counts["evaluate"] == 1 + 6
+    assert counts["train"] == 1 + 6
     trained = set(re.findall(r"results/runs/ddmnist/D4/(\w+)/seed0/model\.pt", result.stdout))
     assert "cnn" in trained and "ours" in trained and len(trained) == 7
     quick = snakemake("-n", "--directory", str(tmp_path), "results/quick/tables/latent_study.csv",
@@ -141,130 +142,185 @@ def numbers_in_every_trained_cell(table_csv: Path, baseline_groups: int = 3) -> 
     return table
 
 
+# ---------------------------------------------------------------------------------------------
+# The end-to-end tests share one run of the documented quick profile (`snakemake --profile
+# profiles/quick`) in a scratch directory, in two phases: first with escnn hidden (a user's
+# environment without the baselines extra: the default targets must still build), then with it
+# (only the baselines and what reads them are built on top). Both phases place the training jobs on
+# two simulated GPUs.
+# ---------------------------------------------------------------------------------------------
+
+ESCNN_STUB = 'raise ImportError("escnn is hidden by the test: an environment without the extra")\n'
+ESCNN_MODELS = {"ddmnist": {"scnn": "SCNN", "rpp": "RPP", "restriction": "Restriction"},
+                "smoke": {"e2cnn": "E2CNN", "rpp": "RPP", "lift": "Lift", "rsteer": "RSteer"}}
+NOT_BUILDABLE_WARNING = "Not trained in this environment"
+INSTALL_COMMAND = "envs/install_baselines.sh"
+PHASE_ONE_OUTPUTS = ("results/quick/tables/table4.csv", "results/quick/tables/table4.html",
+                     "results/quick/tables/table6.csv", "results/quick/tables/table6.html",
+                     "results/quick/tables/scorecard.csv", "reports/report_quick.html")
+
+
+def escnn_hidden(folder: Path) -> dict:
+    """An environment in which `import escnn` fails (a stub package first on PYTHONPATH)."""
+    (folder / "escnn").mkdir(parents=True, exist_ok=True)
+    (folder / "escnn" / "__init__.py").write_text(ESCNN_STUB)
+    return {"PYTHONPATH": os.pathsep.join(filter(None, (str(folder), os.environ.get("PYTHONPATH"))))}
+
+
+@dataclass
+class QuickRun:
+    root: Path            # the run's directory (--directory)
+    without_escnn: subprocess.CompletedProcess
+    with_escnn: subprocess.CompletedProcess
+    phase_one: Path       # PHASE_ONE_OUTPUTS as the escnn-less phase left them
+
+    def path(self, relative: str) -> Path:
+        return self.root / relative
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory) -> QuickRun:
+    root = tmp_path_factory.mktemp("quick_run")
+    options = ("--profile", str(ROOT / "profiles/quick"), "--directory", str(root), "--resources", "gpu=2")
+    gpus = {"APPROXEQ_FAKE_GPUS": "0,1", "APPROXEQ_GPU_LOCK_DIR": str(root / "locks")}
+    without = snakemake(*options, cwd=ROOT, timeout=2400, env={**gpus, **escnn_hidden(root / "hidden")})
+    if without.returncode:
+        pytest.fail("quick run without escnn failed:\n" + without.stderr[-5000:])
+    phase_one = root / "phase_one"
+    for relative in PHASE_ONE_OUTPUTS:
+        (phase_one / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / relative, phase_one / relative)
+    with_escnn = snakemake(*options, cwd=ROOT, timeout=2400, env=gpus)
+    if with_escnn.returncode:
+        pytest.fail("quick run with escnn failed:\n" + with_escnn.stderr[-5000:])
+    return QuickRun(root, without, with_escnn, phase_one)
+
+
 @pytest.mark.slow
-def test_tiny_synthetic_run_end_to_end_on_two_simulated_gpus(tmp_path):
-    """A smaller-than-quick configuration on a synthetic MNIST stand-in: Table 4 and the report,
-    labelled synthetic; training jobs placed on two simulated GPUs, never two on one GPU at once."""
-    config = {
-        "run_name": "pytest", "quick": True, "results": "results", "report": "report.html",
-        "compute": {"train_threads": 1},
-        "mnist": {"dir": "resources/mnist", "sources": [
-            {"kind": "synthetic", "n_train": 1000, "n_test": 300, "seed": 0}]},
-        "ddmnist": {"seeds": [0], "per_class": {"train": 2, "val": 1, "test": 2},
-                    "training": {"batch_size": 50, "epochs": 2, "patience": 2},
-                    # the baselines on C4 only (the quick run trains them on D1; every group's
-                    # equivariance is unit-tested): 6 fewer runs
-                    "models": {name: {"network": {"c": 1}, "groups": ["C4"]} for name in ("scnn", "rpp", "restriction")}},
-        "exploratory": {"seeds": [0, 1], "experiments": {
-            name: {"training": {"epochs": 1, "patience": 1}, "sizes": {"train": 200, "val": 64, "test": 64}}
-            for name in ("tmnist", "mnist_d3", "cifar10")}},
-        "tmnist": {"dir": "resources/fonts", "sizes": {"train": 200, "val": 64, "test": 64},
-                   "synthetic_fallback": True},
-        "cifar10": {"dir": "resources/cifar10", "url": "http://127.0.0.1:9/cifar-10-python.tar.gz",
-                    "timeout_seconds": 5, "synthetic": {"n_train": 300, "n_test": 100, "seed": 0}},
-        "medmnist": {"dir": "resources/medmnist", "mirror": "http://127.0.0.1:9/", "timeout_seconds": 5,
-                     "synthetic": {"sizes": {"train": 12, "val": 4, "test": 12}}, "seeds": [0],
-                     "network": {"c": 3, "latent_dim": 24},
-                     "training": {"batch_size": 6, "eval_batch_size": 6, "epochs": 1, "patience": 1}},
-        "smoke": {"simulation": {"resolution": 16, "n_simulations": 8, "steps": 40, "last_frame": 39},
-                  "batch_size": 8, "horizons": [6, 8], "seeds": [0], "network": {"name": "smoke_convnet", "hidden": 8},
-                  "training": {"epochs": 1, "patience": 1}, "models": {"e2cnn": {"network": {"hidden": 2}},
-                                                                     "rpp": {"network": {"hidden": 2}},
-                                                                     "mlp": {"network": {"hidden": 2}},
-                                                                     "lift": {"network": {"hidden": 4,
-                                                                                          "encoder_hidden": 2}},
-                                                                     "rgroup": {"network": {"hidden": 2}},
-                                                                     "rsteer": {"network": {"hidden": 2}}},
-                  "splits": {"train_simulations": [[1, 0], [2, 1], [3, 2], [4, 3], [5, 0], [6, 1]],
-                             "domain_simulations": [[7, 2], [8, 3]], "unused": [],
-                             "train_window": [0, 10], "val_window": [10, 12], "future_window": [12, 14],
-                             "domain_window": [0, 5]}},
-    }
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
-    result = snakemake("all", "--configfile", str(tmp_path / "tiny.yaml"), "--directory", str(tmp_path),
-                       "--cores", "2", "--resources", "gpu=2", cwd=ROOT,
-                       env={"APPROXEQ_FAKE_GPUS": "0,1", "APPROXEQ_GPU_LOCK_DIR": str(tmp_path / "locks")})
-    assert result.returncode == 0, result.stderr[-5000:]
-    table = numbers_in_every_trained_cell(tmp_path / "results/tables/table4.csv", baseline_groups=1)
-    assert table.loc[table["source"] == "trained here", "synthetic_data"].all()
-    assert table["quick_run"].all()
-    report = (tmp_path / "report.html").read_text()
-    assert "SYNTHETIC DATA" in report and "QUICK RUN" in report
-    study = pd.read_csv(tmp_path / "results/tables/latent_study.csv")  # the CNN at 3 placements + 6 cells
-    assert len(study) == 3 + 6 and study[["acc (transformed)", "acc (clean)", "rel. error",
+def test_without_escnn_every_default_target_builds_and_says_why_the_baselines_are_missing(quick_run):
+    log = quick_run.without_escnn.stdout + quick_run.without_escnn.stderr
+    assert log.count(NOT_BUILDABLE_WARNING) == 1, log[-3000:]  # one warning, at the start
+    assert log.index(NOT_BUILDABLE_WARNING) < log.index("Job stats")
+    phase = quick_run.phase_one / "results/quick/tables"
+    table4 = pd.read_csv(phase / "table4.csv")
+    for model, label in ESCNN_MODELS["ddmnist"].items():
+        assert (table4.loc[table4["model"] == model, "source"] == "imported from paper").all(), model
+        assert f"{label}, imported from the paper: not trained here: escnn" in (phase / "table4.html").read_text()
+    assert INSTALL_COMMAND in (phase / "table4.html").read_text()
+    assert set(table4.loc[table4["source"] == "trained here", "model"]) == {"cnn", "ours"}
+    table6 = pd.read_csv(phase / "table6.csv")
+    assert {"E2CNN", "RPP", "Lift", "RSteer"}.isdisjoint(table6.loc[table6["Source"] == "this run", "Model"])
+    assert {"MLP", "RGroup"} <= set(table6.loc[table6["Source"] == "this run", "Model"])  # plain PyTorch
+    html6 = (phase / "table6.html").read_text()
+    assert all(f"{label}, imported from the paper: not trained here" in html6 for label in ("E2CNN", "Lift"))
+    card = pd.read_csv(phase / "scorecard.csv")
+    for table, experiment in ((4, "ddmnist"), (6, "smoke")):
+        missing = card[(card["table"] == table) & card["model"].isin(list(ESCNN_MODELS[experiment]))]
+        assert len(missing) and (missing["verdict"] == scorecard.NOT_RUN).all(), table
+        assert missing["note"].str.contains(INSTALL_COMMAND, regex=False).all(), missing["note"].tolist()
+    assert "not trained here" in (quick_run.phase_one / "reports/report_quick.html").read_text()
+    # the runs that need escnn were not started at all in this phase
+    escnn_runs = [f"ddmnist/D1/{m}/" for m in ESCNN_MODELS["ddmnist"]] + [f"smoke/C4/{m}/" for m in ESCNN_MODELS["smoke"]]
+    assert not any(run in quick_run.without_escnn.stdout for run in escnn_runs)
+
+
+def test_without_escnn_asking_for_a_baseline_run_by_name_stops_with_the_install_command(tmp_path):
+    result = snakemake("-n", "--profile", str(ROOT / "profiles/quick"), "--directory", str(tmp_path),
+                       "results/quick/runs/ddmnist/D1/scnn/seed0/metrics.json", cwd=ROOT,
+                       env=escnn_hidden(tmp_path / "hidden"))
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "ddmnist.models.scnn (network 'ddmnist_scnn') cannot be built" in output
+    assert INSTALL_COMMAND in output and "Job stats" not in result.stdout
+
+
+@pytest.mark.slow
+def test_with_escnn_the_second_phase_trains_only_the_baselines(quick_run):
+    counts = job_counts(quick_run.with_escnn.stdout)
+    assert counts["train"] == len(ESCNN_MODELS["ddmnist"]) + len(ESCNN_MODELS["smoke"]), counts
+    for rule in ("fetch_mnist", "build_ddmnist", "simulate_smoke", "decompose", "table5", "table_exploratory"):
+        assert rule not in counts, rule  # nothing the baselines do not feed is built again
+    assert NOT_BUILDABLE_WARNING not in quick_run.with_escnn.stderr
+
+
+@pytest.mark.slow
+def test_quick_run_fills_every_table(quick_run, tmp_path):
+    tables = quick_run.path("results/quick/tables")
+    numbers_in_every_trained_cell(tables / "table4.csv", baseline_groups=1)
+    assert pd.read_csv(tables / "table4.csv")["quick_run"].all()
+    study = pd.read_csv(tables / "latent_study.csv")  # the CNN at 2 placements + 2 × 2 cells of ours
+    assert len(study) == 2 + 4 and study[["acc (transformed)", "acc (clean)", "rel. error",
                                           "latent norm"]].notna().all().all()
-    history = (tmp_path / "results/runs/ddmnist/D4/ours_conv_mse/seed0/history.jsonl").read_text()
+    history = quick_run.path("results/quick/runs/ddmnist/D4/ours_conv_mse/seed0/history.jsonl").read_text()
     assert all("val_latent_equivariance_relative" in json.loads(line) for line in history.splitlines())
-    assert "SYNTHETIC DATA" in (tmp_path / "results/tables/table4.html").read_text()
-    assert "SYNTHETIC" in (tmp_path / "results/tables/table4.tex").read_text()
-    assert (tmp_path / "results/logs/train/ddmnist/D4/ours/seed0.log").read_text().count("epoch") >= 2
+    log = quick_run.path("results/quick/logs/train/ddmnist/D4/ours/seed0.log").read_text()
+    assert log.count("epoch") >= 2 and "test metrics" in log
     for number in (1, 2, 3):  # Tables 1-3: a count in every cell of every run
-        table = pd.read_csv(tmp_path / f"results/tables/table{number}.csv")
+        table = pd.read_csv(tables / f"table{number}.csv")
         runs_only = table[~table["run"].isin(["mean", "std"])]
-        assert len(runs_only) == 2
+        assert len(runs_only) == 1  # exploratory.seeds: [0]
         counts = [c for c in table.columns if c.startswith(("m(", "eig "))]
         assert counts and runs_only[counts + ["algebra loss", "homomorphism error"]].notna().all().all()
-    assert pd.read_csv(tmp_path / "results/tables/table3.csv")["synthetic"].all()  # CIFAR10 stand-in
-    for figure in ("figure3_decoded", "figure4_eigenvalues", "figure5_tmnist"):
-        assert (tmp_path / f"results/figures/{figure}.png").stat().st_size > 10_000
-    smoke = pd.read_csv(tmp_path / "results/tables/table6.csv")
+    cifar10 = json.loads(quick_run.path("resources/quick/cifar10/source.json").read_text())
+    assert pd.read_csv(tables / "table3.csv")["synthetic"].all() == bool(cifar10.get("synthetic"))
+    smoke = pd.read_csv(tables / "table6.csv")
     ours = smoke[smoke["Source"] == "this run"]
     assert len(ours) == 9  # a number in every cell we trained, but the MLP's latent (no action on it)
     assert not ours.drop(columns="latent equivariance (rel.)").isin(["–"]).any().any()
     assert ours.set_index("Model")["latent equivariance (rel.)"].eq("–").to_dict() == {
         m: m == "MLP" for m in ours["Model"]}
-    assert {"E2CNN", "RPP", "MLP", "Lift", "RGroup", "RSteer"} <= set(ours["Model"])
-    for figure in ("figure2_smoke", "figure7_velocity_rotation"):
-        assert (tmp_path / f"results/figures/{figure}.png").stat().st_size > 10_000
-    medmnist = pd.read_csv(tmp_path / "results/tables/table5.csv")
+    medmnist = pd.read_csv(tables / "table5.csv")
     ours = medmnist[medmnist["Source"] == "this run"]
-    assert len(ours) == 3 and not ours.isin(["–"]).any().any() and medmnist["synthetic"].all()
-    assert "SYNTHETIC" in (tmp_path / "results/tables/table5.html").read_text()
-    assert pd.read_csv(tmp_path / "results/tables/table5_details.csv")["synthetic"].all()
-    assert (tmp_path / "results/figures/medmnist_rotations.png").stat().st_size > 10_000
-    compile_tables(sorted((tmp_path / "results/tables").glob("*.tex")), tmp_path / "latex")
-    card = pd.read_csv(tmp_path / "results/tables/scorecard.csv")  # quick: nothing is comparable
+    assert len(ours) == 3 and not ours.isin(["–"]).any().any()
+    if medmnist["synthetic"].all():  # the download failed (always on CI machines): labelled so
+        assert "SYNTHETIC" in (tables / "table5.html").read_text()
+        assert pd.read_csv(tables / "table5_details.csv")["synthetic"].all()
+    compile_tables(sorted(tables.glob("*.tex")), tmp_path / "latex")
+    card = pd.read_csv(tables / "scorecard.csv")  # quick: nothing is comparable
     assert set(card["verdict"]) == {scorecard.QUICK, scorecard.NOT_RUN}
     trained = card[card["verdict"] == scorecard.QUICK]
     assert sorted(trained["table"].value_counts().items()) == [(1, 2), (2, 3), (3, 4), (4, 9), (5, 9), (6, 18)]
     assert trained[["ours_mean", "paper_mean", "delta", "delta_sigma"]].notna().all().all()
-    runs = [json.loads(p.read_text()) for p in (tmp_path / "results/runs").rglob("train.json")]
-    assert len(runs) == 9 + 5 + 6 + 9 + 9  # DDMNIST, latent study variants, Section 4, SMOKE, MedMNIST3D
+    for figure in ("figure3_decoded", "figure4_eigenvalues", "figure5_tmnist", "figure2_smoke",
+                   "figure7_velocity_rotation", "medmnist_rotations"):
+        assert quick_run.path(f"results/quick/figures/{figure}.png").stat().st_size > 10_000, figure
+
+
+@pytest.mark.slow
+def test_quick_run_report_reads_well(quick_run):
+    report = quick_run.path("reports/report_quick.html")
+    text = report.read_text()
+    for section in ("Scorecard", "Table 4", "Latent study", "Figure 6", "Provenance", "Table 1", "Table 2",
+                    "Table 3", "Table 5", "Table 6", "Figure 2", "Figure 3", "Figure 4", "Figure 5", "Figure 7"):
+        assert section in text, section
+    assert "QUICK RUN" in text
+    card = pd.read_csv(quick_run.path("results/quick/tables/scorecard.csv"))
+    chromium = browser.find_chromium()
+    if chromium:  # the reader's view; the tiny hand-made report's test says so where it is skipped
+        browser.check_report(chromium, report, quick_run.root / "browser", len(card))
+        browser.screenshot(chromium, report, ROOT / "results/browser/report_quick_first_screen.png")
+
+
+@pytest.mark.slow
+def test_quick_run_jobs_never_share_a_simulated_gpu(quick_run):
+    runs = [json.loads(p.read_text()) for p in quick_run.path("results/quick/runs").rglob("train.json")]
+    # DDMNIST 12 + 3 baselines, 3 more latent-study cells, Section 4, SMOKE, MedMNIST3D
+    assert len(runs) == 15 + 3 + 3 + 9 + 9
     by_gpu = {}
-    for run in runs:
-        by_gpu.setdefault(run["device"], []).append((run["started_at"], run["finished_at"]))
-    assert set(by_gpu) <= {"cuda:GPU0 (lock)", "cuda:GPU1 (lock)"}, by_gpu
+    for run in runs:  # the device is held from the start of training to the end of evaluation
+        by_gpu.setdefault(run["device"], []).append((run["started_at"], run["evaluated_at"]))
+    assert set(by_gpu) == {"cuda:GPU0 (lock)", "cuda:GPU1 (lock)"}, by_gpu
     for intervals in by_gpu.values():
         intervals.sort()
         assert all(end <= next_start for (_, end), (next_start, _) in zip(intervals, intervals[1:]))
 
 
 @pytest.mark.slow
-def test_quick_profile_end_to_end(tmp_path):
-    """The documented quick run (snakemake --profile profiles/quick), in a scratch directory."""
-    # the quick run also trains the escnn baselines (DDMNIST on D1 only, SMOKE at hidden 2)
-    result = snakemake("--profile", str(ROOT / "profiles/quick"), "--directory", str(tmp_path),
-                       cwd=ROOT, timeout=2400)
-    assert result.returncode == 0, result.stderr[-5000:]
-    numbers_in_every_trained_cell(tmp_path / "results/quick/tables/table4.csv", baseline_groups=1)
-    report = (tmp_path / "reports/report_quick.html").read_text()
-    for section in ("Scorecard", "Table 4", "Latent study", "Figure 6", "Provenance", "Table 1", "Table 2", "Table 3", "Table 5", "Table 6",
-                    "Figure 2", "Figure 3",
-                    "Figure 4", "Figure 5", "Figure 7"):
-        assert section in report, section
-    assert "QUICK RUN" in report
-    card = pd.read_csv(tmp_path / "results/quick/tables/scorecard.csv")
-    chromium = browser.find_chromium()
-    if chromium:  # the reader's view; the tiny hand-made report's test says so where it is skipped
-        browser.check_report(chromium, tmp_path / "reports/report_quick.html", tmp_path, len(card))
-        browser.screenshot(chromium, tmp_path / "reports/report_quick.html",
-                           ROOT / "results/browser/report_quick_first_screen.png")
-    medmnist = pd.read_csv(tmp_path / "results/quick/tables/table5.csv")
-    assert not medmnist[medmnist["Source"] == "this run"].isin(["–"]).any().any()
-    fonts = json.loads((tmp_path / "results/quick/data/tmnist.npz.json").read_text())
+def test_quick_run_real_data_match_their_pinned_figures(quick_run):
+    fonts = json.loads(quick_run.path("results/quick/data/tmnist.npz.json").read_text())
     if not fonts.get("synthetic"):  # the real fonts (CI reaches npm) render to the pinned glyphs
         assert fonts["glyphs_match"], fonts["glyphs_sha256"]
-    mnist = load_mnist(tmp_path / "resources/quick/mnist")
+    mnist = load_mnist(quick_run.path("resources/quick/mnist"))
     if not mnist["synthetic"]:  # real MNIST (CI reaches npm): the sanity figures of protocols.md
         assert abs(mnist["train_images"].mean() - 33.318) < 1e-3
         assert np.bincount(mnist["train_labels"]).tolist() == [
