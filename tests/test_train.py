@@ -97,17 +97,71 @@ def test_changed_config_refuses_to_resume(tmp_path):
     model, data = make_task()
     train(model, data, TrainConfig(**{**CFG.__dict__, "epochs": 1}), tmp_path, log=lambda m: None)
     model, data = make_task()
-    with pytest.raises(RuntimeError, match="different training config"):
+    with pytest.raises(RuntimeError, match=r"belongs to other training \(changed: settings.epochs: 1 → 5; "
+                                           r"settings.lr: 0.01 → 0.5\)"):
         train(model, data, TrainConfig(**{**CFG.__dict__, "lr": 0.5}), tmp_path, log=lambda m: None)
     model, data = make_task()
-    with pytest.raises(RuntimeError, match="different training config"):
+    with pytest.raises(RuntimeError, match=r"changed: settings.epochs: 1 → 5; settings.settings"):
         train(model, data, TrainConfig(**{**CFG.__dict__, "settings": {"test": 2}}), tmp_path,
               log=lambda m: None)
     messages = []
     model, data = make_task()
     restarted = train(model, data, TrainConfig(**{**CFG.__dict__, "lr": 0.5}), tmp_path,
                       log=messages.append, stale_checkpoint="restart")
-    assert any("starting over" in m for m in messages) and len(restarted.history) == CFG.epochs
+    assert any("moved it to checkpoint.pt.stale and starting over" in m for m in messages), messages
+    assert len(restarted.history) == CFG.epochs
+    assert (tmp_path / "checkpoint.pt.stale").exists()  # set aside, never deleted
+
+
+# torch.__version__ as it is (a str subclass the weights-only unpickler refuses unless made plain)
+IDENTITY = {"data": {"d.npz": "a" * 64}, "code": "c0de", "torch": torch.__version__}
+
+
+@pytest.mark.parametrize("change, said", [
+    ({"data": {"d.npz": "b" * 64}}, "data.d.npz: " + "a" * 64 + " → " + "b" * 64),
+    ({"code": "beef"}, "code: c0de → beef"),
+    ({"torch": "0.0.1"}, f"torch: {torch.__version__} → 0.0.1"),
+])
+def test_a_finished_checkpoint_of_other_data_or_code_is_set_aside_not_reused(tmp_path, change, said):
+    """The settings alone do not identify a model: a rebuilt data file (same path, new content) or
+    changed training code must train again, saying what changed."""
+    model, data = make_task()
+    train(model, data, TrainConfig(**{**CFG.__dict__, "inputs": IDENTITY}), tmp_path, log=lambda m: None)
+    messages, epochs = [], []
+    model, data = make_task()
+    again = train(model, data, TrainConfig(**{**CFG.__dict__, "inputs": {**IDENTITY, **change}}), tmp_path,
+                  log=messages.append, on_epoch_end=epochs.append, stale_checkpoint="restart")
+    assert epochs == list(range(1, CFG.epochs + 1)) and len(again.history) == CFG.epochs
+    assert not any("reusing the finished" in m for m in messages)
+    assert any(said in m and "checkpoint.pt.stale" in m for m in messages), messages
+    # the same identity again: the finished checkpoint is reused
+    messages = []
+    model, data = make_task()
+    train(model, data, TrainConfig(**{**CFG.__dict__, "inputs": {**IDENTITY, **change}}), tmp_path,
+          log=messages.append, stale_checkpoint="restart")
+    assert any("reusing the finished" in m for m in messages)
+
+
+def test_code_fingerprint_follows_the_training_code_not_the_runtime_modules(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from approxeq import identity
+
+    before = identity.code_fingerprint()
+    assert "approxeq.train" in identity.code_modules() and "approxeq.io" not in identity.code_modules()
+    source = tmp_path / "extra.py"
+    source.write_text("X = 1\n")
+    module = types.ModuleType("approxeq._probe")
+    module.__file__ = str(source)
+    monkeypatch.setitem(sys.modules, "approxeq._probe", module)
+    with_probe = identity.code_fingerprint()
+    assert with_probe != before
+    source.write_text("X = 2\n")  # an edit of a loaded module changes the fingerprint
+    assert identity.code_fingerprint() not in (before, with_probe)
+    monkeypatch.setitem(sys.modules, "approxeq.io", types.SimpleNamespace(__file__=str(source)))
+    monkeypatch.delitem(sys.modules, "approxeq._probe")
+    assert identity.code_fingerprint() == before  # runtime-only modules are not part of it
 
 
 def test_nan_loss_stops_the_run(tmp_path):

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .identity import data_digest
+from .io import file_hash
 from .scorecard import NOT_RUN, OUTSIDE, QUICK, SYNTHETIC, WITHIN
 
 DIGITS = {1: 1, 2: 2, 3: 1, 4: 3, 5: 3, 6: 3}
@@ -103,11 +105,7 @@ def git_state(repo: str | Path) -> dict:
 
 
 def sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_hash(path, "sha256")
 
 
 def config_hash(config: dict) -> str:
@@ -142,13 +140,18 @@ def package_versions() -> dict[str, str]:
 
 
 def run_provenance(metric_files: list[str]) -> pd.DataFrame:
-    """Per run: device, wall time of training, epochs run and the best epoch."""
+    """Per run: device, wall time of training, epochs run, the best epoch, and what the model is a
+    function of besides its settings: its input files' sha256 and the training code's fingerprint
+    (approxeq.identity; 12 hex digits shown, in full in the run's train.json)."""
     rows = []
     for path in metric_files:
         m = json.loads(Path(path).read_text())
+        hashes = m.get("data_sha256") or {}
         rows.append({"experiment": m["experiment"], "group": m["group"], "model": m["model"],
                      "seed": int(m["seed"]), "device": m.get("device", "–"),
                      "train seconds": m.get("train_seconds", math.nan),
                      "epochs run": m.get("epochs_run", math.nan), "best epoch": m.get("best_epoch", math.nan),
-                     "synthetic data": bool(m.get("synthetic", False))})
+                     "synthetic data": bool(m.get("synthetic", False)),
+                     "data sha256": data_digest(hashes)[:12] if hashes else "–",
+                     "code": str(m.get("code_fingerprint", "–"))[:12]})
     return pd.DataFrame(rows)

@@ -69,7 +69,9 @@ def collect_metrics(paths: list[str | Path], required: tuple[str, ...] | None = 
             require_finite([record], keys, "the runs' table")
         except MetricError as error:
             raise MetricError(f"{path}: {error}") from None
-    return pd.DataFrame([r for _, r in records]).sort_values(list(RUN_KEYS), ignore_index=True)
+    # nested records (the data files' hashes) stay in metrics.json; the table holds scalars
+    rows = [{k: v for k, v in r.items() if not isinstance(v, (dict, list))} for _, r in records]
+    return pd.DataFrame(rows).sort_values(list(RUN_KEYS), ignore_index=True)
 
 
 def summarise(runs: pd.DataFrame, metric: str) -> pd.DataFrame:

@@ -25,6 +25,7 @@ from typing import Callable
 
 import torch
 
+from .identity import identity_changes
 from .io import atomic_path, run_folder_lock, write_text_atomic
 from .loss import Objective
 from .models import EncoderHead
@@ -56,13 +57,22 @@ class TrainConfig:
     # Stop when an epoch's mean training loss exceeds this × the loss of the untrained model
     # (its first step); None: only NaN/inf stop a run.
     divergence_factor: float | None = 1000.0
+    # What the run is a function of beyond its settings (approxeq.identity): {"data": {path:
+    # sha256}, "code": fingerprint of the training code, "torch": version}.
+    inputs: dict = field(default_factory=dict)
+
+    def identity(self) -> dict:
+        """What identifies the training a checkpoint belongs to: the settings, the content of the
+        input files and the code. The divergence guard is left out: it never changes what a run
+        computes, only whether a run that blows up is stopped, so changing it must not throw
+        finished or half-finished training away."""
+        settings = {k: v for k, v in asdict(self).items() if k not in ("divergence_factor", "inputs")}
+        # through JSON: plain types only (a checkpoint is read back with weights_only=True, which
+        # refuses e.g. torch's TorchVersion, a str subclass)
+        return json.loads(json.dumps({"settings": settings, **self.inputs}, sort_keys=True))
 
     def fingerprint(self) -> str:
-        """What identifies the training a checkpoint belongs to. The divergence guard is left out:
-        it never changes what a run computes, only whether a run that blows up is stopped, so
-        changing it must not throw finished or half-finished training away."""
-        defining = {k: v for k, v in asdict(self).items() if k != "divergence_factor"}
-        return hashlib.sha256(json.dumps(defining, sort_keys=True).encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -114,8 +124,10 @@ def train(model: EncoderHead, data: TaskData, cfg: TrainConfig, run_dir: str | P
     """Train, resuming from `run_dir/checkpoint.pt` when it was written with the same config (a
     finished one is reused as it is: nothing is trained again).
 
-    A checkpoint of a different config is refused (`stale_checkpoint="error"`), or discarded and
-    training starts over (`"restart"`, what the workflow uses when a changed config reruns a job).
+    A checkpoint of other training (another identity: settings, input files' content or training
+    code, see TrainConfig.identity) is refused (`stale_checkpoint="error"`), or moved aside to
+    `checkpoint.pt.stale[.N]` with what changed logged and training starts over (`"restart"`, what
+    the workflow uses when a change reruns a job).
     A checkpoint that cannot be read (truncated, not a checkpoint, or holding anything but
     tensors and plain data) is moved aside to `checkpoint.pt.corrupt[.N]`, logged, and training
     starts over. The run folder is locked for the whole call: a second process training in it
@@ -173,10 +185,16 @@ def _train(model, data, cfg, run_dir, log, on_epoch_end, stale_checkpoint) -> Tr
              "stopped": False, "initial_loss": None}
     saved = load_checkpoint(checkpoint_path, device, log)
     if saved is not None and saved["fingerprint"] != cfg.fingerprint():
+        changes = "; ".join(identity_changes(saved.get("identity"), cfg.identity()))
         if stale_checkpoint != "restart":
-            raise RuntimeError(f"{checkpoint_path} was written with a different training config; "
+            raise RuntimeError(f"{checkpoint_path} belongs to other training (changed: {changes}); "
                                "delete it to start over")
-        log(f"{checkpoint_path} belongs to a different training config: starting over")
+        # Set aside, never reused and never silently deleted: it may be the only copy of long
+        # training that a user wants back after an unintended change.
+        aside = _free_name(checkpoint_path.with_name(checkpoint_path.name + ".stale"))
+        checkpoint_path.rename(aside)
+        log(f"{checkpoint_path} belongs to other training (changed: {changes}); moved it to "
+            f"{aside.name} and starting over")
         saved = None
     if saved is not None:
         model.load_state_dict(saved["model"])
@@ -232,7 +250,7 @@ def _train(model, data, cfg, run_dir, log, on_epoch_end, stale_checkpoint) -> Tr
         state["epoch"] = epoch
         state["wall"] += seconds
         state["stopped"] = epoch - state["best_epoch"] >= cfg.patience
-        save_atomic({"fingerprint": cfg.fingerprint(), "model": model.state_dict(),
+        save_atomic({"fingerprint": cfg.fingerprint(), "identity": cfg.identity(), "model": model.state_dict(),
                      "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                      "state": state}, checkpoint_path)
         write_history(run_dir, state["history"])

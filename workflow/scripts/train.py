@@ -21,7 +21,7 @@ from approxeq.logs import redirect_to_log
 
 
 def main(run: dict, threads: int, lock_dir, output: dict, log_path: str,
-         divergence_factor=1000.0, gpu_wait_seconds=None):
+         divergence_factor=1000.0, gpu_wait_seconds=None, data_files=()):
     run_dir = Path(output["model"]).parent
     with redirect_to_log(log_path), run_folder_lock(run_dir):
         lease = acquire_device(lock_dir or default_lock_dir(), timeout_seconds=gpu_wait_seconds)
@@ -29,6 +29,7 @@ def main(run: dict, threads: int, lock_dir, output: dict, log_path: str,
         import torch
 
         from approxeq.experiments import evaluate_experiment, setup_experiment
+        from approxeq.identity import code_fingerprint, input_hashes
         from approxeq.io import write_json_atomic
         from approxeq.train import TrainConfig, save_atomic, seed_everything, train
 
@@ -38,12 +39,15 @@ def main(run: dict, threads: int, lock_dir, output: dict, log_path: str,
         print(f"run {json.dumps(run, sort_keys=True)}\ndevice {lease.describe()}, {threads} threads")
         seed_everything(run["seed"])
         setup = setup_experiment(run, device)
+        # A checkpoint belongs to its settings, the content of its input files and the code that
+        # trained it (computed after setup: the modules that build this run are loaded by then).
+        inputs = {"data": input_hashes(data_files), "code": code_fingerprint(), "torch": str(torch.__version__)}
         cfg = TrainConfig(lr=run["lr"], batch_size=run["batch_size"], epochs=run["epochs"],
                           patience=run["patience"], seed=run["seed"],
                           weight_decay=run["weight_decay"], lr_decay=run.get("lr_decay", 1.0),
-                          settings=run, divergence_factor=divergence_factor)
-        # Resumes an unfinished checkpoint of the same config, reuses a finished one, and
-        # starts over when the config changed.
+                          settings=run, divergence_factor=divergence_factor, inputs=inputs)
+        # Resumes an unfinished checkpoint of the same identity, reuses a finished one, and sets
+        # a checkpoint of other settings, data or code aside and starts over.
         result = train(setup.model, setup.data, cfg, run_dir,
                        log=lambda message: print(message, flush=True), stale_checkpoint="restart")
         finished_at = time.time()
@@ -56,8 +60,10 @@ def main(run: dict, threads: int, lock_dir, output: dict, log_path: str,
                 "device": lease.describe(), "device_type": device.type,
                 "started_at": started_at, "finished_at": finished_at, "evaluated_at": time.time(),
                 "synthetic": setup.synthetic, "divergence_factor": divergence_factor,
-                "torch": torch.__version__, "run": run}
-        metrics.update({key: info[key] for key in ("train_seconds", "device", "best_epoch", "epochs_run")})
+                "torch": torch.__version__, "data_sha256": inputs["data"],
+                "code_fingerprint": inputs["code"], "run": run}
+        metrics.update({key: info[key] for key in ("train_seconds", "device", "best_epoch", "epochs_run",
+                                                   "data_sha256", "code_fingerprint")})
         print(f"test metrics {json.dumps(metrics, sort_keys=True)}")
         write_json_atomic(output["info"], info)
         write_json_atomic(output["metrics"], metrics)
@@ -67,4 +73,6 @@ def main(run: dict, threads: int, lock_dir, output: dict, log_path: str,
 if "snakemake" in globals():
     p = snakemake.params  # noqa: F821
     main(dict(p.run), snakemake.threads, p.lock_dir, dict(snakemake.output),  # noqa: F821
-         snakemake.log[0], p.divergence_factor, p.gpu_wait_seconds)  # noqa: F821
+         snakemake.log[0], p.divergence_factor, p.gpu_wait_seconds,  # noqa: F821
+         list(snakemake.input.data) if not isinstance(snakemake.input.data, str)  # noqa: F821
+         else [snakemake.input.data])  # noqa: F821
