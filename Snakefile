@@ -1,7 +1,7 @@
 # Reproduction of "Parameter-free approximate equivariance for tasks with finite group symmetry".
 #   snakemake all --cores 8 --resources gpu=2      the paper's configuration (config.yaml)
 #   snakemake --profile profiles/quick             the same DAG at small scale on CPU
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -10,9 +10,8 @@ min_version("9.0")
 configfile: workflow.source_path("config.yaml")
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
-
-
+# common.smk puts src/ on the path, validates the config against workflow/schemas/config.schema.yaml
+# (an error in one screen: key, value, what is allowed) and checks what a schema cannot express.
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"

@@ -1,5 +1,6 @@
 """The configuration is validated before any job: the schema and the semantic checks name the key."""
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -241,3 +242,23 @@ def test_a_models_groups_must_be_configured_groups():
     quick = validated(load("config.yaml", "config.quick.yaml"))
     check_config(quick)  # the quick run's baselines on D1 only
     assert quick["ddmnist"]["models"]["rpp"]["groups"] == ["D1"]
+
+
+@pytest.mark.parametrize("key, value, ok", [
+    ("mnist.sources[0].path", "../mnist", False), ("medmnist.local_copy", "a/../../b", False),
+    ("results", "results/../../up", False), ("report", "reports/../report.html", True),
+    ("compute.gpu_lock_dir", "/scratch/locks", True), ("tmnist.dir", "/shared/fonts", True),
+])
+def test_relative_paths_must_stay_in_the_working_directory(key, value, ok):
+    config = load("config.yaml")
+    if key.startswith("mnist.sources"):
+        config["mnist"]["sources"] = [{"kind": "local", "path": value}]
+    else:
+        block, _, name = key.rpartition(".")
+        (config[block] if block else config)[name] = value
+    from approxeq.config import check_paths
+    if ok:
+        check_paths(config)
+    else:
+        with pytest.raises(ConfigError, match=rf"^{re.escape(key)} = '{re.escape(value)}' leaves the working directory"):
+            check_paths(config)

@@ -152,3 +152,60 @@ def test_table4_built_from_a_synthetic_mnist_says_so_everywhere(tmp_path):
     assert "SYNTHETIC DATA" in Path(out["html"]).read_text()
     assert "SYNTHETIC" in Path(out["tex"]).read_text()
     assert "PSCNN, imported from the paper: no public code" in Path(out["html"]).read_text()
+
+
+def write_metrics(tmp_path, records):
+    paths = []
+    for i, extra in enumerate(records):
+        record = {"experiment": "ddmnist", "group": "D4", "model": "cnn", "seed": i, "test_accuracy": 0.5,
+                  "test_clean_accuracy": 0.5, "parameters": 30000, "synthetic": False, "train_seconds": 1.0,
+                  "chance_accuracy": 0.01, "test_samples": 5000, **extra}
+        path = tmp_path / f"runs/seed{i}/metrics.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(record))
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize("key, good, value, allowed", [
+    ("test_accuracy", 0.5, 7.0, "in [0, 1]"), ("test_accuracy", 0.5, -3, "in [0, 1]"),
+    ("test_auc", 0.9, 1.2, "in [0, 1]"), ("future_rmse_h6", 0.3, -0.1, "≥ 0"),
+    ("latent_equivariance_relative", 0.2, -1e-3, "≥ 0"), ("parameters", 30000, 3.5, "a non-negative integer"),
+    ("epochs_run", 4, -1, "a non-negative integer"),
+])
+def test_a_metric_outside_its_meaning_is_refused_naming_file_key_and_range(tmp_path, key, good, value, allowed):
+    paths = write_metrics(tmp_path, [{key: good}, {key: value}])
+    with pytest.raises(MetricError) as caught:
+        collect_metrics(paths)
+    message = str(caught.value)
+    assert str(paths[1]) in message and f"{key} = {value!r} (allowed: {allowed})" in message
+
+
+def test_chance_threshold_is_three_standard_errors_or_half_of_chance():
+    from approxeq.tables import chance_threshold
+    assert chance_threshold(0.01, 5000) == pytest.approx(0.015)  # ½ × 1/100 dominates
+    assert chance_threshold(0.5, 500) == pytest.approx(0.75)
+    assert chance_threshold(0.01, 300) == pytest.approx(0.01 + 3 * (0.01 * 0.99 / 300) ** 0.5)
+
+
+def test_runs_at_chance_are_flagged_in_table4_and_the_scorecard_not_averaged_away(tmp_path):
+    """The probe of the checkpoint-identity issue: a run at lr 1.0 ended at 0.015 (chance 0.01)
+    and entered the tables unflagged."""
+    import runpy
+
+    from approxeq import scorecard as sc
+
+    runs = collect_metrics(write_metrics(tmp_path, [{"test_accuracy": 0.015}, {"test_accuracy": 0.8}]))
+    assert runs["at_chance"].tolist() == [True, False]
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    out = {kind: str(tmp_path / f"table4.{kind}") for kind in ("csv", "tex", "html")}
+    runpy.run_path(str(ROOT / "workflow/scripts/table4.py"))["main"](
+        tmp_path / "runs.csv", PAPER / "table4.csv", ["C4", "D1", "D4"], {"cnn": "CNN"}, {}, False,
+        str(ROOT / "reports/templates"), out, str(tmp_path / "table4.log"))
+    html = Path(out["html"]).read_text()
+    assert "0.408 (0.555) ‡" in html and "‡ at chance level: 1 of 2 runs" in html
+    assert pd.read_csv(out["csv"]).set_index(["model", "group"]).loc[("cnn", "D4"), "at_chance"] == 1
+    card = sc.ddmnist_rows(pd.read_csv(tmp_path / "runs.csv"), pd.read_csv(PAPER / "table4.csv"))
+    row = next(r for r in card if r["model"] == "cnn" and r["column"] == "D4")
+    assert row["at_chance_runs"] == 1 and "1 of 2 runs at chance level" in row["note"]
+    assert row["ours_mean"] == pytest.approx(0.4075)  # kept in the mean, flagged beside it

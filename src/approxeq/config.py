@@ -3,6 +3,7 @@ schema validation, so a bad value stops the workflow before any job starts."""
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 from .groups import group_from_name
@@ -17,6 +18,44 @@ MAX_LR = 1.0
 
 class ConfigError(ValueError):
     """A configuration value that cannot work; the message names the key."""
+
+
+def describe_validation_error(error) -> str:
+    """One screen for a jsonschema ValidationError: the failing key path, the value and what is
+    allowed, never the schema (Snakemake's own message prints the failing sub-schema, for a key at
+    the top level all of it)."""
+    where = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in error.absolute_path).replace(".[", "[")
+    where = where or "the configuration"
+    kind, rule, value = error.validator, error.validator_value, error.instance
+    if kind == "additionalProperties":
+        allowed = sorted((error.schema.get("properties") or {}).keys())
+        unknown = sorted(set(value) - set(allowed)) if isinstance(value, dict) else []
+        return (f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; allowed here: "
+                f"{', '.join(allowed) if allowed else '(none)'}")
+    text = repr(value)
+    shown = text if len(text) <= 120 else text[:117] + "..."
+    allowed = {"type": lambda: f"a value of type {rule}", "enum": lambda: f"one of {rule}",
+               "minimum": lambda: f"≥ {rule}", "maximum": lambda: f"≤ {rule}",
+               "exclusiveMinimum": lambda: f"> {rule}", "exclusiveMaximum": lambda: f"< {rule}",
+               "required": lambda: f"the key(s) {rule}", "minItems": lambda: f"at least {rule} item(s)",
+               "pattern": lambda: f"text matching {rule}"}.get(kind)
+    return f"{where} = {shown}: {error.message if allowed is None else 'allowed: ' + allowed()}"
+
+
+def validate_config(config: dict, schema: str) -> None:
+    """Snakemake's schema validation (which also fills in the schema's defaults), with a failure
+    reported as a ConfigError in one screen (describe_validation_error)."""
+    import jsonschema
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    try:
+        validate(config, schema)
+    except WorkflowError as error:
+        cause = error.__context__
+        if not isinstance(cause, jsonschema.ValidationError):
+            raise
+        raise ConfigError(f"invalid configuration: {describe_validation_error(cause)}") from None
 
 
 def _walk(node, key: str = ""):
@@ -63,8 +102,36 @@ def check_mnist_sources(mnist: dict) -> None:
                       + "; ".join(problems))
 
 
+def path_keys(config: dict):
+    """(dotted key, value) of every filesystem path the configuration names."""
+    yield "results", config["results"]
+    yield "report", config["report"]
+    for block in ("mnist", "tmnist", "cifar10", "medmnist"):
+        yield f"{block}.dir", config[block]["dir"]
+    for i, source in enumerate(config["mnist"]["sources"]):
+        if source["kind"] == "local":
+            yield f"mnist.sources[{i}].path", source["path"]
+    yield "medmnist.local_copy", config["medmnist"].get("local_copy")
+    yield "compute.gpu_lock_dir", config["compute"].get("gpu_lock_dir")
+
+
+def check_paths(config: dict) -> None:
+    """A relative path must stay inside the working directory: `mnist: {dir: ../../etc}` would
+    plan writes two levels above a working copy. Absolute paths (a cluster's scratch disk) are
+    the way to name a place outside it."""
+    for key, value in path_keys(config):
+        if value is None or Path(value).is_absolute():
+            continue
+        normal = os.path.normpath(value)
+        if normal == ".." or normal.startswith(".." + os.sep):
+            raise ConfigError(f"{key} = {value!r} leaves the working directory (it resolves to "
+                              f"{normal!r}); use a path inside it, or an absolute path for a "
+                              "place outside it")
+
+
 def check_config(config: dict) -> None:
     check_numbers(config)
+    check_paths(config)
     check_mnist_sources(config["mnist"])
     ddm = config["ddmnist"]
     for model, settings in ddm["models"].items():

@@ -34,6 +34,9 @@ class ExperimentSetup:
     task_loss: Callable = F.cross_entropy
     # experiment-specific test metrics of a trained model (e.g. losses of a learned representation)
     extra_metrics: Callable[[EncoderHead], dict] | None = None
+    # classes of a classification task: its chance accuracy is recorded, so a run at chance level
+    # is flagged in the tables (tables.flag_chance_level); None for other tasks
+    n_classes: int | None = None
 
 
 # Validation images on which every epoch records the latent diagnostics (a fixed seeded subset,
@@ -109,7 +112,7 @@ def ddmnist_setup(run: dict, device: torch.device) -> ExperimentSetup:
                            test_metric=metric, metric_name="accuracy",
                            synthetic=bool(meta.get("synthetic", False)),
                            input_action=input_action, latent_action=latent_action,
-                           extra_metrics=extra_metrics)
+                           extra_metrics=extra_metrics, n_classes=network["n_classes"])
 
 
 EXPERIMENTS: dict[str, Callable[..., ExperimentSetup]] = {"ddmnist": ddmnist_setup}
@@ -142,6 +145,8 @@ def evaluate_experiment(setup: ExperimentSetup, run: dict) -> dict:
             setup.latent_action, setup.data.prepare, seed=run["seed"]))
     if setup.extra_metrics is not None:
         metrics.update(setup.extra_metrics(model))
+    if setup.n_classes:
+        metrics.update(chance_accuracy=1.0 / setup.n_classes, test_samples=len(first_test_set))
     model.train(was_training)
     metrics.update({
         "experiment": run["experiment"], "group": run["group"], "model": run["model"],
@@ -278,8 +283,10 @@ def cifar10_setup(run: dict, device: torch.device) -> ExperimentSetup:
     def metric(model, x, y):
         return accuracy(model, x, y)
 
-    return learned_setup(run, device, splits, action, trivial_action, F.cross_entropy, metric,
-                         "accuracy", maximize=True, synthetic=bool(data["synthetic"]))
+    setup = learned_setup(run, device, splits, action, trivial_action, F.cross_entropy, metric,
+                          "accuracy", maximize=True, synthetic=bool(data["synthetic"]))
+    setup.n_classes = 10
+    return setup
 
 
 EXPERIMENTS.update({"tmnist": tmnist_setup, "mnist_d3": mnist_d3_setup, "cifar10": cifar10_setup})
@@ -448,7 +455,7 @@ def medmnist_setup(run: dict, device: torch.device) -> ExperimentSetup:
                            test_sets={"test": (x_test, y_test), "test_rotated": (x_test_rotated, y_test)},
                            test_metric=metric, metric_name="accuracy", synthetic=data["synthetic"],
                            input_action=input_action, latent_action=latent_action,
-                           extra_metrics=extra_metrics)
+                           extra_metrics=extra_metrics, n_classes=info["n_classes"])
 
 
 EXPERIMENTS.update({flag: medmnist_setup for flag in ("nodulemnist3d", "synapsemnist3d", "organmnist3d")})

@@ -18,7 +18,8 @@ decimals, so "0.00" means below 0.005): σ_paper is taken as at least half the l
 that the configuration lists under `not_trained` carries the configured reason as its note.
 
 Tables 4-6 rows also carry the parameter counts in millions, ours (computed from the model)
-beside the paper's Par (M).
+beside the paper's Par (M). Tables 4 and 5 rows count the runs at chance level (`at_chance_runs`,
+tables.flag_chance_level) and say so in the note: such a mean is kept, never silently averaged.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ VERDICTS = (WITHIN, OUTSIDE, QUICK, SYNTHETIC, NOT_RUN)
 
 COLUMNS = ["table", "section", "quantity", "model", "label", "column", "paper_mean", "paper_std",
            "paper_n", "ours_mean", "ours_std", "ours_n", "delta", "sigma", "delta_sigma", "verdict",
-           "paper_params_m", "ours_params_m", "note"]
+           "paper_params_m", "ours_params_m", "at_chance_runs", "note"]
 
 # The last digit the paper prints in each table's std (Tables 1-3: stds of integer counts, exact).
 PAPER_RESOLUTION = {4: 0.001, 5: 0.001, 6: 0.01}
@@ -63,12 +64,16 @@ def _stats(values) -> tuple[float, float, int]:
 
 def _row(table: int, section: str, quantity: str, model: str, label: str, column: str,
          paper: tuple[float, float, int], ours: tuple[float, float, int] | None, synthetic: bool,
-         note: str = "", params_m: tuple[float, float] = (math.nan, math.nan)) -> dict:
-    """`params_m`: (paper's Par (M), ours in millions)."""
+         note: str = "", params_m: tuple[float, float] = (math.nan, math.nan), at_chance: int = 0) -> dict:
+    """`params_m`: (paper's Par (M), ours in millions); `at_chance`: how many of our runs are at
+    chance level (tables.flag_chance_level): kept in the mean, flagged in the note."""
+    if at_chance and ours is not None:
+        flag = f"{at_chance} of {ours[2]} runs at chance level"
+        note = f"{note}; {flag}" if note else flag
     row = dict(table=table, section=section, quantity=quantity, model=model, label=label, column=column,
                paper_mean=paper[0], paper_std=paper[1], paper_n=paper[2], ours_mean=math.nan,
                ours_std=math.nan, ours_n=0, synthetic=bool(synthetic), note=note,
-               paper_params_m=params_m[0], ours_params_m=params_m[1])
+               paper_params_m=params_m[0], ours_params_m=params_m[1], at_chance_runs=int(at_chance))
     if ours is not None:
         row.update(ours_mean=ours[0], ours_std=ours[1], ours_n=ours[2])
     return row
@@ -80,6 +85,13 @@ def _params_m(ours: pd.DataFrame | None) -> float:
     if ours is None or not len(ours) or "parameters" not in ours:
         return math.nan
     return float(ours["parameters"].max()) / 1e6
+
+
+def _at_chance(ours: pd.DataFrame | None) -> int:
+    """How many of the runs are flagged at chance level (0 where none is, or none is flagged)."""
+    if ours is None or "at_chance" not in ours:
+        return 0
+    return int(ours["at_chance"].astype(bool).sum())
 
 
 def _not_run_note(model: str, found: bool, not_trained: dict[str, str] | None) -> str:
@@ -98,7 +110,7 @@ def ddmnist_rows(runs: pd.DataFrame | None, paper: pd.DataFrame,
         rows.append(_row(4, "DDMNIST", "test accuracy", p["model"], p["label"], p["group"],
                          (p["mean"], p["std"], 5), _stats(ours["test_accuracy"]) if found else None,
                          found and bool(ours["synthetic"].any()), _not_run_note(p["model"], found, not_trained),
-                         (p["params_m"], _params_m(ours if found else None))))
+                         (p["params_m"], _params_m(ours if found else None)), _at_chance(ours if found else None)))
     return rows
 
 
@@ -120,7 +132,8 @@ def medmnist_rows(runs: pd.DataFrame | None, paper: pd.DataFrame, flags: dict[st
                              _stats(ours["test_accuracy"]) if found else None,
                              found and bool(ours["synthetic"].any()),
                              _not_run_note(p["model"], found, not_trained),
-                             (p["params_m"], _params_m(ours if found else None))))
+                             (p["params_m"], _params_m(ours if found else None)),
+                             _at_chance(ours if found else None)))
     return rows
 
 

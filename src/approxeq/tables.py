@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -45,6 +46,70 @@ def require_finite(records, keys, what: str) -> None:
                           + "; ".join(problems))
 
 
+# What a metric's value may be, by its name (fullmatch); a value outside is refused at aggregation,
+# naming the file, the key and what is allowed. Accuracies and AUCs are fractions, errors, norms
+# and losses non-negative, counts non-negative integers.
+METRIC_RANGES = (
+    (re.compile(r".*(accuracy|_auc)"), "in [0, 1]", lambda v: 0.0 <= v <= 1.0),
+    (re.compile(r".*(rmse|mse|relative|norm_mean|_error_(mean|max)|_algebra|_equivariance_(in|out)|"
+                r"train_seconds).*"), "≥ 0", lambda v: v >= 0.0),
+)
+INTEGER_METRICS = ("seed", "parameters", "epochs_run", "best_epoch", "test_samples")
+
+
+def check_metric_ranges(record: dict, source: str) -> None:
+    """Refuse (MetricError) a run's metric whose value cannot mean what its name says: an accuracy
+    of 7.0, a negative RMSE, a fractional parameter count. `source` names the file in the message."""
+    problems = []
+    for key, value in record.items():
+        if key in INTEGER_METRICS:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                problems.append(f"{key} = {value!r} (allowed: a non-negative integer)")
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            continue  # strings and flags; finiteness is require_finite's
+        for pattern, allowed, ok in METRIC_RANGES:
+            if pattern.fullmatch(key) and not ok(value):
+                problems.append(f"{key} = {value!r} (allowed: {allowed})")
+                break
+    if problems:
+        raise MetricError(f"{source}: {run_name(record)}: " + "; ".join(problems))
+
+
+CHANCE_MARK = "‡"  # a cell with runs at chance level (chance_note says what it means)
+
+
+def chance_note(runs_at_chance: int, runs: int) -> str:
+    """The table note explaining CHANCE_MARK, or "" when no run is at chance level."""
+    if not runs_at_chance:
+        return ""
+    return (f"{CHANCE_MARK} at chance level: {runs_at_chance} of {runs} runs have a test accuracy within "
+            "max(3 binomial standard errors, ½ × 1/classes) of 1/classes: the model did not learn the "
+            "task, and its mean is not evidence for or against the method.")
+
+
+def chance_threshold(chance: float, n: int) -> float:
+    """The accuracy at or below which a run counts as at chance level: 1/classes (`chance`) plus the
+    larger of three binomial standard errors of guessing on `n` test samples and half of 1/classes.
+    E.g. 100 classes, 5,000 test images: 0.015; 2 classes, 500: 0.75."""
+    return chance + max(3.0 * math.sqrt(chance * (1.0 - chance) / n), 0.5 * chance)
+
+
+def flag_chance_level(runs: pd.DataFrame, metric: str = "test_accuracy") -> pd.DataFrame:
+    """`runs` with a boolean column `at_chance`: the run's `metric` is at or below chance_threshold
+    of its own `chance_accuracy` and `test_samples` (False where a run records none: not a
+    classification, or written before they were recorded)."""
+    runs = runs.copy()
+    if {"chance_accuracy", "test_samples", metric} <= set(runs.columns):
+        known = runs["chance_accuracy"].notna() & runs["test_samples"].notna()
+        threshold = [chance_threshold(c, int(n)) if k else math.nan
+                     for c, n, k in zip(runs["chance_accuracy"], runs["test_samples"], known)]
+        runs["at_chance"] = known & (runs[metric] <= pd.Series(threshold, index=runs.index))
+    else:
+        runs["at_chance"] = False
+    return runs
+
+
 def collect_metrics(paths: list[str | Path], required: tuple[str, ...] | None = None) -> pd.DataFrame:
     """One row per run from the runs' metrics.json files.
 
@@ -69,19 +134,21 @@ def collect_metrics(paths: list[str | Path], required: tuple[str, ...] | None = 
             require_finite([record], keys, "the runs' table")
         except MetricError as error:
             raise MetricError(f"{path}: {error}") from None
+        check_metric_ranges(record, path)
     # nested records (the data files' hashes) stay in metrics.json; the table holds scalars
     rows = [{k: v for k, v in r.items() if not isinstance(v, (dict, list))} for _, r in records]
-    return pd.DataFrame(rows).sort_values(list(RUN_KEYS), ignore_index=True)
+    return flag_chance_level(pd.DataFrame(rows).sort_values(list(RUN_KEYS), ignore_index=True))
 
 
 def summarise(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Mean and sample std (ddof = 1; 0 for a single seed) of `metric` per (group, model).
     Every run's `metric` must be a finite number (MetricError naming the run otherwise)."""
     require_finite(runs, [metric, "parameters"], f"the summary of {metric}")
+    runs = runs if "at_chance" in runs else flag_chance_level(runs)
     grouped = runs.groupby(["group", "model"], sort=False)
     summary = grouped.agg(mean=(metric, "mean"), std=(metric, "std"), seeds=("seed", "count"),
                           parameters=("parameters", "first"), synthetic=("synthetic", "any"),
-                          train_seconds=("train_seconds", "mean"))
+                          train_seconds=("train_seconds", "mean"), at_chance=("at_chance", "sum"))
     summary["std"] = summary["std"].fillna(0.0)
     return summary.reset_index()
 
@@ -101,7 +168,7 @@ def compare_with_paper(summary: pd.DataFrame, paper: pd.DataFrame, labels: dict[
     table["_order"] = table["label"].map(order)
     columns = ["label", "model", "group", "source", "ours_mean", "ours_std", "seeds", "paper_mean",
                "paper_std", "difference", "ours_params_m", "paper_params_m", "parameters", "synthetic",
-               "train_seconds"]
+               "train_seconds", "at_chance"]
     return table.sort_values(["_order", "group"], ignore_index=True)[columns]
 
 
@@ -133,6 +200,8 @@ def wide_table(long: pd.DataFrame, groups: list[str]) -> pd.DataFrame:
                     r = by_group.loc[group]
                     row[group] = mean_std(r[mean_col], r[std_col],
                                           n=r["seeds"] if source == "this run" else None)
+                    if source == "this run" and r.get("at_chance", 0) > 0:
+                        row[group] += f" {CHANCE_MARK}"
                     row[f"Par (M) {group}"] = "–" if pd.isna(r[par_col]) else f"{r[par_col]:.2f}"
                 else:
                     row[group], row[f"Par (M) {group}"] = "–", "–"
@@ -148,6 +217,7 @@ def exploratory_table(metrics: list[dict], decompositions: list[dict], paper: pd
         task = "test_accuracy" if "test_accuracy" in m else "test_reconstruction_mse"
         require_finite([m], ["test_algebra", "test_equivariance_in", "test_equivariance_out",
                              "input_action_homomorphism_error_max", task], "an exploratory table")
+        check_metric_ranges(m, "an exploratory table")
     rows = []
     for run, (m, d) in enumerate(sorted(zip(metrics, decompositions), key=lambda p: p[0]["seed"]), 1):
         row = {"run": str(run), "seed": m["seed"]}
@@ -232,8 +302,11 @@ def medmnist_table(runs: pd.DataFrame, paper: pd.DataFrame, flags: dict[str, str
                    "Model": labels.get(p["model"], p["label"]), "Aug": p["aug"], "Source": "this run",
                    "seeds": int(ours.groupby("experiment")["seed"].count().min())}
             for flag, column in flags.items():
-                values = ours.loc[ours["experiment"] == flag, "test_accuracy"]
+                chosen = ours["experiment"] == flag
+                values = ours.loc[chosen, "test_accuracy"]
                 row[column] = mean_std(values.mean(), values.std(ddof=1), n=len(values))
+                if "at_chance" in ours and ours.loc[chosen, "at_chance"].any():
+                    row[column] += f" {CHANCE_MARK}"
             row["Par (M)"] = f"{ours['parameters'].max() / 1e6:.2f}"
             rows.append(row)
         row = {"Group": p["group"], "Model": p["label"], "Aug": p["aug"],

@@ -4,7 +4,7 @@ import pandas as pd
 
 from approxeq.logs import redirect_to_log
 from approxeq.reporting import not_trained_notes, source_row_classes, write_table
-from approxeq.tables import compare_with_paper, summarise, wide_table
+from approxeq.tables import chance_note, compare_with_paper, summarise, wide_table
 
 
 def main(runs_csv, paper_csv, groups, labels, not_trained, quick, templates, out, log_path):
@@ -25,6 +25,7 @@ def main(runs_csv, paper_csv, groups, labels, not_trained, quick, templates, out
         if synthetic:
             notes.append("SYNTHETIC DATA: built from a synthetic stand-in for MNIST.")
         notes += not_trained_notes(pd.read_csv(paper_csv), not_trained)
+        notes += [note for note in [chance_note(int(summary["at_chance"].sum()), len(runs))] if note]
         long.insert(0, "quick_run", quick)
         long.insert(1, "synthetic_data", long["synthetic"].fillna(False).astype(bool))
         caption = ("Table 4: DDMNIST test accuracy on the transformed test set, mean (std) over seeds "

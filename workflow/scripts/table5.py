@@ -5,7 +5,7 @@ import pandas as pd
 from approxeq.io import write_text_atomic
 from approxeq.logs import redirect_to_log
 from approxeq.reporting import not_trained_notes, render_table, source_row_classes, write_table
-from approxeq.tables import collect_metrics, medmnist_details, medmnist_table
+from approxeq.tables import chance_note, collect_metrics, medmnist_details, medmnist_table
 
 
 def main(metric_files, paper_csv, flags, labels, augs, not_trained, quick, templates, out, log_path):
@@ -22,6 +22,7 @@ def main(metric_files, paper_csv, flags, labels, augs, not_trained, quick, templ
         if quick:
             notes.append("QUICK RUN: small-scale configuration; numbers are not comparable to the paper.")
         notes += not_trained_notes(paper, not_trained)
+        notes += [note for note in [chance_note(int(runs["at_chance"].sum()), len(runs))] if note]
         caption = ("Table 5: MedMNIST3D test accuracy (unrotated test set), mean (std) over seeds. "
                    "Par (M): parameters in millions, computed from our model for our rows.")
         write_table(out, table, caption, notes, templates, "tab:medmnist",
