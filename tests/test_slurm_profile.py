@@ -182,3 +182,16 @@ def test_full_dry_run_lists_every_training_job():
     assert counts["train"] == 3 * 5 * 5 + 3 * 5 + 9 * 5 + 3 * 3 * 5 + 5 == expected_train_jobs()
     assert "results/runs/ddmnist/D4/ours/seed4/metrics.json" in result.stdout  # written by train
     assert "results/runs/ddmnist/D4/ours/seed4/model.pt" in result.stdout
+
+
+def test_the_recovery_the_docs_describe_matches_the_profile():
+    """docs/runtime.md tells what to do after an interruption: after a killed Snakemake, --unlock
+    before --rerun-incomplete; on SLURM, the profile's own rerun-incomplete and retries, which must
+    then be what profiles/slurm/config.yaml sets."""
+    text = (ROOT / "docs" / "runtime.md").read_text()
+    section = text[text.index("## Recovering after an interruption"):]
+    assert "Directory cannot be locked" in section
+    assert section.index("snakemake --unlock") < section.index("`--rerun-incomplete`")
+    assert PROFILE_CONFIG["rerun-incomplete"] is True and PROFILE_CONFIG["retries"] >= 1
+    assert f"`retries: {PROFILE_CONFIG['retries']}`" in section and "`rerun-incomplete: true`" in section
+    assert "--slurm-requeue" in section  # the plugin's own flag for preemption, named as it is
