@@ -46,24 +46,73 @@ def pair_action(group_name: str, canvas: Canvas = Canvas()):
     return patch_product_action([g, g], (canvas.size, canvas.size), canvas.patches)
 
 
-def transform_digits(digits: np.ndarray, elements: np.ndarray, group: FiniteGroup,
-                     artefacts: bool, rng: np.random.Generator) -> np.ndarray:
-    """Apply element `elements[i]` to `digits[i]` (uint8, N×28×28), optionally with artefacts."""
-    x = torch.from_numpy(digits).float().unsqueeze(1)
-    if artefacts:
-        # Reflect exactly, then rotate by u and by (target − u) with bilinear interpolation.
-        turns, flips = np.array(planar_elements(group)).T
-        reflected = torch.where(torch.from_numpy(flips[elements]).bool()[:, None, None, None],
-                                torch.flip(x, (-2,)), x)
-        u = torch.from_numpy(rng.integers(-180, 181, size=len(x))).float()
-        target = torch.from_numpy(turns[elements] * 90).float()
-        out = rotate_bilinear(rotate_bilinear(reflected, u), target - u)
-    else:
+ANGLE_KINDS = ("integer", "real")
+
+
+def draw_artefact_angles(shape, generator: torch.Generator, kind: str = "integer") -> torch.Tensor:
+    """Angles u ~ U(−180, 180) in degrees, float (on the CPU; the generator's device): "integer" as
+    DDMNIST is built (integers −180..180) and as the authors' C4 code rounds them, "real" as their
+    D4 code draws them (np.random.uniform)."""
+    if kind == "integer":
+        return torch.randint(-180, 181, tuple(shape), generator=generator).float()
+    if kind == "real":
+        return torch.rand(tuple(shape), generator=generator, dtype=torch.float64).mul(360).sub(180).float()
+    raise ValueError(f"unknown artefact angle kind {kind!r}; known: {list(ANGLE_KINDS)}")
+
+
+def act_on_digits(x: torch.Tensor, elements: torch.Tensor, group: FiniteGroup,
+                  angles: torch.Tensor | None) -> torch.Tensor:
+    """Element `elements[i]` of `group` on digit images x[i] (float, N×1×28×28, values 0..255).
+
+    angles None: the exact action (a flip of rows, then quarter turns). With angles u (N,): the
+    reflection is exact, then a bilinear rotation by u and one by (target − u), so the net transform
+    is the element up to interpolation blur (the artefacts of Veefkind & Cesa's DDMNIST)."""
+    turns, flips = (torch.tensor(column, device=x.device) for column in zip(*planar_elements(group)))
+    if angles is None:
         out = torch.empty_like(x)
         for e, t in enumerate(planar_transforms(group)):  # one vectorised call per element
-            mask = torch.from_numpy(elements == e)
+            mask = elements == e
             out[mask] = t(x[mask])
+        return out
+    reflected = torch.where(flips[elements].bool()[:, None, None, None], torch.flip(x, (-2,)), x)
+    target = turns[elements].to(x.dtype) * 90
+    u = angles.to(device=x.device, dtype=x.dtype)
+    return rotate_bilinear(rotate_bilinear(reflected, u), target - u)
+
+
+def transform_digits(digits: np.ndarray, elements: np.ndarray, group: FiniteGroup,
+                     artefacts: bool, rng: np.random.Generator) -> np.ndarray:
+    """Apply element `elements[i]` to `digits[i]` (uint8, N×28×28), optionally with artefacts
+    (integer angles u drawn from `rng`)."""
+    x = torch.from_numpy(digits).float().unsqueeze(1)
+    angles = torch.from_numpy(rng.integers(-180, 181, size=len(x))).float() if artefacts else None
+    out = act_on_digits(x, torch.from_numpy(elements), group, angles)
     return out.squeeze(1).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+class PairAugmentation:
+    """G×G on canvases of two digits, batched on the canvases' device: element (a, b), index
+    a·|G| + b (groups.direct_product), acts on the left digit by a and on the right by b, exactly
+    (one gather, pair_action) or with interpolation artefacts (act_on_digits per patch, `angles`
+    (N, 2) one per digit). Canvases are uint8 (N×1×S×S) in and out, rounded as DDMNIST is stored."""
+
+    def __init__(self, group_name: str, canvas: Canvas, artefacts: bool, device="cpu"):
+        self.factor = group_from_name(group_name)
+        self.canvas = canvas
+        self.artefacts = artefacts
+        self.exact = pair_action(group_name, canvas).to(device)
+
+    def __call__(self, x: torch.Tensor, elements: torch.Tensor, angles: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.artefacts:
+            return self.exact(x, elements)
+        if angles is None:
+            raise ValueError("artefacts need one angle per digit (N, 2)")
+        out = x.clone()
+        per_digit = (elements // self.factor.order, elements % self.factor.order)
+        for side, (ys, xs) in enumerate(self.canvas.patches):
+            moved = act_on_digits(x[:, :, ys, xs].float(), per_digit[side], self.factor, angles[:, side])
+            out[:, :, ys, xs] = moved.round().clamp(0, 255).to(torch.uint8)
+        return out
 
 
 def sample_split(images: np.ndarray, labels: np.ndarray, per_class: int, group: FiniteGroup,

@@ -106,13 +106,57 @@ def ddmnist_setup(run: dict, device: torch.device) -> ExperimentSetup:
 
     data = TaskData(x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val,
                     group_order=product.order, objective=objective, val_metric=metric,
-                    prepare=prepare, maximize=True, epoch_metrics=epoch_metrics)
+                    prepare=prepare, maximize=True, epoch_metrics=epoch_metrics,
+                    epoch_views=ddmnist_epoch_views(run, meta, canvas, tensors("train", "clean")[0], device))
     return ExperimentSetup(model=model.to(device), data=data,
                            test_sets={"test": (x_test, y_test), "test_clean": tensors("test", "clean")},
                            test_metric=metric, metric_name="accuracy",
                            synthetic=bool(meta.get("synthetic", False)),
                            input_action=input_action, latent_action=latent_action,
                            extra_metrics=extra_metrics, n_classes=network["n_classes"])
+
+
+# DDMNIST's augmentation when a run does not say (runs of library users and older settings): the
+# data set's one stored draw, and the method's second view g·x formed exactly.
+DDMNIST_AUGMENTATION = {"per_epoch": False, "second_view": "exact", "angle": "integer"}
+
+
+def ddmnist_epoch_views(run: dict, meta: dict, canvas, clean_train: torch.Tensor, device):
+    """The trainer's epoch_views for DDMNIST, or None (the data set's one stored draw, g·x exact).
+
+    per_epoch: every epoch each training pair gets a fresh element per digit of G×G and, where the
+    data set has artefacts, fresh angles (`angle`: integer or real degrees), applied to the clean
+    digits, as both public codebases augment when a sample is fetched. second_view "authors": the
+    method's pair is x1 and a fresh element g of G×G applied to x1's digits with artefacts of its
+    own (the authors' PairedD4xD4DDMNIST), g being the element of the latent term; "exact": the
+    objective forms g·x1 by the exact permutation."""
+    settings = {**DDMNIST_AUGMENTATION, **run.get("augmentation", {})}
+    if settings["second_view"] not in ("exact", "authors"):
+        raise ValueError(f"unknown second_view {settings['second_view']!r}; known: ['exact', 'authors']")
+    if not settings["per_epoch"]:
+        if settings["second_view"] == "authors":
+            raise ValueError("second_view 'authors' needs per_epoch: true (it transforms the epoch's "
+                             "fresh first view again)")
+        return None
+    if "artefacts" not in meta:
+        raise KeyError(f"{run['data']} does not record whether its group has artefacts; rebuild it")
+    augment = ddmnist.PairAugmentation(meta["group"], canvas, bool(meta["artefacts"]), device)
+    order = augment.factor.order ** 2
+
+    def angles(n: int, generator: torch.Generator):
+        if not augment.artefacts:
+            return None
+        return ddmnist.draw_artefact_angles((n, 2), generator, settings["angle"]).to(device)
+
+    def epoch_views(generator: torch.Generator, elements: torch.Tensor):
+        n = len(clean_train)
+        first = torch.randint(order, (n,), generator=generator).to(device)
+        x1 = augment(clean_train, first, angles(n, generator))
+        if settings["second_view"] == "exact":
+            return x1, None
+        return x1, augment(x1, elements, angles(n, generator))
+
+    return epoch_views
 
 
 EXPERIMENTS: dict[str, Callable[..., ExperimentSetup]] = {"ddmnist": ddmnist_setup}

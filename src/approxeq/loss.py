@@ -69,7 +69,7 @@ def method_loss(model: EncoderHead, x: torch.Tensor, y: torch.Tensor, g: torch.T
                 latent_action: Action, output_action: Action,
                 predict: Callable | None = None,
                 shift_target: Callable | None = None,
-                penalty: str = "mse") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                penalty: str = "mse", gx: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Return the total loss and its detached terms. `g` holds one element index per sample.
 
     x and g·x go through the network in separate calls, so with λ = 0 this is exactly the
@@ -78,7 +78,9 @@ def method_loss(model: EncoderHead, x: torch.Tensor, y: torch.Tensor, g: torch.T
     For multi-step tasks, `predict(model, head_output, x)` extends the network's one-step output to the
     full prediction compared with y (SMOKE: an autoregressive rollout), and `shift_target(y)` picks
     the part of y the shifted term compares F(g·x) with (SMOKE: the first predicted frame).
-    `penalty` is the form of the latent term (see equivariance_penalty).
+    `penalty` is the form of the latent term (see equivariance_penalty). `gx`: the second view of
+    each sample where the data provide it (DDMNIST as the authors form the pair: a fresh element
+    with its own interpolation artefacts, `g` its element), else g·x = input_action(x, g).
 
     With the latent after a BatchNorm (DDMNIST placement "bn"), that BatchNorm, like every
     BatchNorm inside the encoder, normalises E(x) and E(g·x) each with its own batch statistics in
@@ -92,7 +94,7 @@ def method_loss(model: EncoderHead, x: torch.Tensor, y: torch.Tensor, g: torch.T
     total = weights.task * task
     terms = {"task": task.detach()}
     if weights.needs_transformed_input:
-        gz = model.encoder(input_action(x, g))
+        gz = model.encoder(input_action(x, g) if gx is None else gx)
         if weights.shift > 0:
             target = shift_target(y) if shift_target else y
             shift = task_loss(model.head(gz), output_action(target, g))
@@ -115,7 +117,7 @@ def method_objective(weights: LossWeights, task_loss: Callable, input_action: Ac
     if penalty not in PENALTIES:
         raise ValueError(f"unknown equivariance penalty {penalty!r}; known: {list(PENALTIES)}")
 
-    def objective(model, x, y, g):
+    def objective(model, x, y, g, gx=None):
         return method_loss(model, x, y, g, weights, task_loss, input_action, latent_action, output_action,
-                           penalty=penalty)
+                           penalty=penalty, gx=gx)
     return objective

@@ -93,6 +93,12 @@ class TaskData:
     prepare: Callable[[torch.Tensor], torch.Tensor] = lambda x: x  # e.g. uint8 → float on device
     maximize: bool = True  # early stopping direction of val_metric
     epoch_metrics: Callable[[EncoderHead], dict] | None = None
+    # Fresh training inputs every epoch (DDMNIST's per-epoch augmentation): called at the start of
+    # each epoch with that epoch's own generator (augment_generator) and the group elements the
+    # trainer drew for the epoch, one per sample; returns the epoch's inputs in the order of
+    # x_train, and optionally each sample's second view for the method's pair (else None: the
+    # objective forms g·x itself).
+    epoch_views: Callable[[torch.Generator, torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]] | None = None
 
 
 @dataclass
@@ -111,6 +117,14 @@ def seed_everything(seed: int) -> None:
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def augment_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator of an epoch's data augmentation: its own stream (seeded by a hash of the seed and
+    epoch), so drawing the augmentation changes nothing the trainer draws for shuffling and elements,
+    and a resumed run draws exactly what an uninterrupted one does."""
+    digest = hashlib.sha256(f"augment/{seed}/{epoch}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
 
 
 def copy_state(model: torch.nn.Module) -> dict:
@@ -214,12 +228,15 @@ def _train(model, data, cfg, run_dir, log, on_epoch_end, stale_checkpoint) -> Tr
         generator = epoch_generator(cfg.seed, epoch)
         order = torch.randperm(n, generator=generator).to(device)
         elements = torch.randint(data.group_order, (n,), generator=generator).to(device)
+        inputs, second_views = (data.epoch_views(augment_generator(cfg.seed, epoch), elements)
+                                if data.epoch_views is not None else (data.x_train, None))
         sums: dict[str, torch.Tensor] = {}
         loss_sum = 0.0
         for step in range(steps_per_epoch):
             batch = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            x, y = data.prepare(data.x_train[batch]), data.y_train[batch]
-            loss, terms = data.objective(model, x, y, elements[batch])
+            x, y = data.prepare(inputs[batch]), data.y_train[batch]
+            second = {} if second_views is None else {"gx": data.prepare(second_views[batch])}
+            loss, terms = data.objective(model, x, y, elements[batch], **second)
             loss_value = loss.item()
             if not math.isfinite(loss_value):
                 raise NonFiniteLossError(

@@ -243,6 +243,7 @@ def run_settings(wildcards):
             "equivariance": model["lambda"][wildcards.group],
         },
         "latent": dict(model["latent"]),
+        "augmentation": dict(DDM["augmentation"]),
         "batch_size": training["batch_size"],
         "epochs": training["epochs"],
         "patience": training["patience"],
