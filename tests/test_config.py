@@ -262,3 +262,22 @@ def test_relative_paths_must_stay_in_the_working_directory(key, value, ok):
     else:
         with pytest.raises(ConfigError, match=rf"^{re.escape(key)} = '{re.escape(value)}' leaves the working directory"):
             check_paths(config)
+
+
+@pytest.mark.parametrize("overlay, expected", [
+    ({"ddmnistt": {"seeds": [0]}}, "the configuration: unknown key(s) 'ddmnistt'; allowed here: cifar10, compute"),
+    ({"ddmnist": {"training": {"epochs": 0}}}, "ddmnist.training.epochs = 0: allowed: ≥ 1"),
+    ({"ddmnist": {"augmentation": {"second_view": "twice"}}},
+     "ddmnist.augmentation.second_view = 'twice': allowed: one of ['exact', 'authors']"),
+    ({"mnist": {"dir": "../../etc"}}, "mnist.dir = '../../etc' leaves the working directory"),
+])
+def test_config_errors_fit_one_screen_naming_key_value_and_what_is_allowed(overlay, expected):
+    """The workflow test checks one of these through Snakemake; here every kind, in process."""
+    from approxeq.config import validate_config
+    config = load("config.yaml")
+    update_config(config, overlay)
+    with pytest.raises(ConfigError) as caught:
+        validate_config(config, SCHEMA)
+        check_config(config)
+    message = str(caught.value)
+    assert expected in message and len(message) < 400 and "Failed validating" not in message, message
