@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -15,10 +16,12 @@ import pandas as pd
 from .identity import data_digest
 from .io import file_hash
 from .scorecard import NOT_RUN, OUTSIDE, QUICK, SYNTHETIC, WITHIN
+from .tables import CHANCE_MARK, chance_note
 
 DIGITS = {1: 1, 2: 2, 3: 1, 4: 3, 5: 3, 6: 3}
 SHORT = {WITHIN: "within 2σ", OUTSIDE: "outside 2σ", QUICK: "quick run", SYNTHETIC: "synthetic data",
          NOT_RUN: "not run"}
+AT_CHANCE = re.compile(r"\d+ of \d+ runs at chance level")  # scorecard._row's flag in a note
 VERDICT_CLASS = {WITHIN: "within", OUTSIDE: "outside", QUICK: "not-comparable",
                  SYNTHETIC: "not-comparable", NOT_RUN: "not-run"}
 PACKAGES = ("torch", "numpy", "scipy", "pandas", "matplotlib", "jinja2", "snakemake", "phiflow",
@@ -49,11 +52,13 @@ def comparison(scorecard: pd.DataFrame, table: int) -> dict:
     digits = DIGITS.get(table, 3)
     columns = list(dict.fromkeys(rows["column"]))
     body = []
+    at_chance = rows["at_chance_runs"].fillna(0).astype(int) if "at_chance_runs" in rows else pd.Series(0, index=rows.index)
     for label, block in rows.groupby("label", sort=False):
         cells = {}
-        for _, r in block.iterrows():
+        for i, r in block.iterrows():
+            mark = f" {CHANCE_MARK}" if at_chance[i] else ""
             cells[r["column"]] = dict(
-                ours="not run" if r["ours_n"] == 0 else mean_std(r["ours_mean"], r["ours_std"], r["ours_n"], digits),
+                ours="not run" if r["ours_n"] == 0 else mean_std(r["ours_mean"], r["ours_std"], r["ours_n"], digits) + mark,
                 paper=mean_std(r["paper_mean"], r["paper_std"], r["paper_n"], digits),
                 delta=signed(r["delta"], digits), delta_sigma=signed(r["delta_sigma"], 1),
                 verdict=r["verdict"], short=SHORT[r["verdict"]], css=VERDICT_CLASS[r["verdict"]],
@@ -62,9 +67,14 @@ def comparison(scorecard: pd.DataFrame, table: int) -> dict:
         body.append(dict(label=label, trained=trained, cells=[cells.get(c) for c in columns]))
     body.sort(key=lambda r: not r["trained"])  # ours first, then the paper's rows not run here
     quantity = rows["quantity"].iloc[0] if len(rows) else ""
-    notes = {(f"{r['label']}: {r['note']}" if r["verdict"] == NOT_RUN else r["note"])
-             for _, r in rows.iterrows() if isinstance(r.get("note"), str) and r["note"]}
-    return dict(table=table, columns=columns, rows=body, quantity=quantity, notes=sorted(notes))
+    # a row's "k of n runs at chance level" becomes the cell's mark and one note for the table
+    notes = {(f"{r['label']}: {text}" if r["verdict"] == NOT_RUN else text)
+             for _, r in rows.iterrows() if isinstance(r.get("note"), str)
+             for text in [AT_CHANCE.sub("", r["note"]).strip("; ")] if text}
+    chance = chance_note(int(at_chance.sum()), int(rows.loc[at_chance > 0, "ours_n"].sum()))
+    return dict(table=table, columns=columns, rows=body, quantity=quantity,
+                notes=sorted(notes) + ([chance.replace(" runs have", " runs in the marked cells have").rstrip(".")]
+                                      if chance else []))
 
 
 def scorecard_rows(scorecard: pd.DataFrame) -> list[dict]:
