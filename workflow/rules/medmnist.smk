@@ -1,5 +1,5 @@
 # MedMNIST3D (paper Section 6.2, Table 5): the three flags fetched (MD5 of medmnist.INFO), then the
-# generic train and evaluate rules (experiment = flag, group = O, models cnn / cnn_aug / ours),
+# generic train rule, which also evaluates (experiment = flag, group = O, models cnn / cnn_aug / ours),
 # Table 5 and a figure of the group acting on volumes.
 
 

@@ -1,5 +1,5 @@
-# SMOKE (paper Section 6.3, Table 6): plumes regenerated with PhiFlow, then the generic train and
-# evaluate rules (experiment = smoke, models cnn / cnn_aug / ours), Table 6 and Figures 2 and 7.
+# SMOKE (paper Section 6.3, Table 6): plumes regenerated with PhiFlow, then the generic train rule
+# (which also evaluates; experiment = smoke, one job per model and seed), Table 6 and Figures 2 and 7.
 
 
 rule simulate_smoke:

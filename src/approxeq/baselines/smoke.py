@@ -377,7 +377,7 @@ def smoke_mlp(in_channels: int = 20, out_channels: int = 2, hidden: int = 92, la
     Encoder = the blocks, head = the last Linear (and the reshape). The latent, a `hidden`-vector,
     carries no action of C4 (rotating the input does not permute or transform it in any defined
     way), so the model's `latent_action` is None: no latent equivariance is measured for it
-    (workflow/scripts/evaluate.py) and Table 6 shows "–" there."""
+    (experiments.evaluate_experiment) and Table 6 shows "–" there."""
     from ..models import EncoderHead
 
     def block(n_in):
