@@ -156,3 +156,17 @@ def test_an_interrupted_run_resumes_bit_identically(ddmnist_files, tmp_path, sec
     strip = [{k: v for k, v in r.items() if k not in ("seconds", "images_per_second")} for r in straight.history]
     assert strip == [{k: v for k, v in r.items() if k not in ("seconds", "images_per_second")}
                      for r in resumed.history]
+
+
+def test_normalisation_maps_every_split_through_the_same_affine_map(ddmnist_files):
+    """(x/255 − mean)/std as the authors normalise; mean 0, std 1 is x/255. It is uniform over
+    pixels, so it commutes with the exact pair action (a permutation of pixels)."""
+    plain = setup_experiment(run_settings(ddmnist_files["D1"], "D1"), torch.device("cpu"))
+    settings = {**run_settings(ddmnist_files["D1"], "D1"), "normalisation": {"mean": 0.06535, "std": 0.555}}
+    normalised = setup_experiment(settings, torch.device("cpu"))
+    x = plain.data.x_val[:16]
+    assert torch.equal(plain.data.prepare(x), x.float() / 255)
+    assert torch.allclose(normalised.data.prepare(x), (x.float() / 255 - 0.06535) / 0.555)
+    g = torch.arange(16) % plain.data.group_order
+    action = pair_action("D1", CANVAS)
+    assert torch.equal(normalised.data.prepare(action(x, g)), action(normalised.data.prepare(x), g))

@@ -65,8 +65,13 @@ def ddmnist_setup(run: dict, device: torch.device) -> ExperimentSetup:
         x = torch.from_numpy(splits[split][images]).unsqueeze(1).to(device)  # uint8 N×1×H×W
         return x, torch.from_numpy(splits[split]["labels"]).to(device)
 
+    # (x/255 − mean)/std; mean 0, std 1 (the default) is x/255
+    normalisation = {"mean": 0.0, "std": 1.0, **run.get("normalisation", {})}
+    mean, std = float(normalisation["mean"]), float(normalisation["std"])
+
     def prepare(x: torch.Tensor) -> torch.Tensor:
-        return x.float().div_(255.0)
+        x = x.float().div_(255.0)
+        return x if (mean, std) == (0.0, 1.0) else x.sub_(mean).div_(std)
 
     def metric(model, x, y):
         return accuracy(model, x, y, prepare)

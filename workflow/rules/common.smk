@@ -244,6 +244,7 @@ def run_settings(wildcards):
         },
         "latent": dict(model["latent"]),
         "augmentation": dict(DDM["augmentation"]),
+        "normalisation": dict(DDM["normalisation"]),
         "batch_size": training["batch_size"],
         "epochs": training["epochs"],
         "patience": training["patience"],
