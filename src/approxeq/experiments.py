@@ -112,7 +112,7 @@ def ddmnist_setup(run: dict, device: torch.device) -> ExperimentSetup:
     data = TaskData(x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val,
                     group_order=product.order, objective=objective, val_metric=metric,
                     prepare=prepare, maximize=True, epoch_metrics=epoch_metrics,
-                    epoch_views=ddmnist_epoch_views(run, meta, canvas, tensors("train", "clean")[0], device))
+                    epoch_views=ddmnist_epoch_views(run, meta, canvas, splits["train"]["clean"], device))
     return ExperimentSetup(model=model.to(device), data=data,
                            test_sets={"test": (x_test, y_test), "test_clean": tensors("test", "clean")},
                            test_metric=metric, metric_name="accuracy",
@@ -126,7 +126,7 @@ def ddmnist_setup(run: dict, device: torch.device) -> ExperimentSetup:
 DDMNIST_AUGMENTATION = {"per_epoch": False, "second_view": "exact", "angle": "integer"}
 
 
-def ddmnist_epoch_views(run: dict, meta: dict, canvas, clean_train: torch.Tensor, device):
+def ddmnist_epoch_views(run: dict, meta: dict, canvas, clean_train, device):
     """The trainer's epoch_views for DDMNIST, or None (the data set's one stored draw, g·x exact).
 
     per_epoch: every epoch each training pair gets a fresh element per digit of G×G and, where the
@@ -147,6 +147,7 @@ def ddmnist_epoch_views(run: dict, meta: dict, canvas, clean_train: torch.Tensor
         raise KeyError(f"{run['data']} does not record whether its group has artefacts; rebuild it")
     augment = ddmnist.PairAugmentation(meta["group"], canvas, bool(meta["artefacts"]), device)
     order = augment.factor.order ** 2
+    clean_train = torch.from_numpy(clean_train).unsqueeze(1).to(device)  # uint8 N×1×H×W, as x_train
 
     def angles(n: int, generator: torch.Generator):
         if not augment.artefacts:
@@ -210,7 +211,7 @@ def evaluate_experiment(setup: ExperimentSetup, run: dict) -> dict:
 
 def learned_setup(run: dict, device: torch.device, splits: dict, input_action: Action,
                   output_action: Action, task_loss: Callable, metric: Callable, metric_name: str,
-                  maximize: bool, synthetic: bool) -> ExperimentSetup:
+                  maximize: bool, synthetic: bool, n_classes: int | None = None) -> ExperimentSetup:
     """Shared by the three exploratory experiments: network + learnable W_s + the Section 4 loss.
 
     `splits` maps train/val/test to (x, y) float tensors already on the device."""
@@ -251,7 +252,7 @@ def learned_setup(run: dict, device: torch.device, splits: dict, input_action: A
                            test_metric=metric, metric_name=metric_name, synthetic=synthetic,
                            input_action=input_action, latent_action=latent_action,
                            output_action=output_action, task_loss=task_loss,
-                           extra_metrics=extra_metrics)
+                           extra_metrics=extra_metrics, n_classes=n_classes)
 
 
 def reconstruction_error(model, x, y, batch_size: int = 1000) -> float:
@@ -332,10 +333,8 @@ def cifar10_setup(run: dict, device: torch.device) -> ExperimentSetup:
     def metric(model, x, y):
         return accuracy(model, x, y)
 
-    setup = learned_setup(run, device, splits, action, trivial_action, F.cross_entropy, metric,
-                          "accuracy", maximize=True, synthetic=bool(data["synthetic"]))
-    setup.n_classes = 10
-    return setup
+    return learned_setup(run, device, splits, action, trivial_action, F.cross_entropy, metric,
+                         "accuracy", maximize=True, synthetic=bool(data["synthetic"]), n_classes=10)
 
 
 EXPERIMENTS.update({"tmnist": tmnist_setup, "mnist_d3": mnist_d3_setup, "cifar10": cifar10_setup})

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -21,7 +20,6 @@ from .tables import CHANCE_MARK, chance_note
 DIGITS = {1: 1, 2: 2, 3: 1, 4: 3, 5: 3, 6: 3}
 SHORT = {WITHIN: "within 2σ", OUTSIDE: "outside 2σ", QUICK: "quick run", SYNTHETIC: "synthetic data",
          NOT_RUN: "not run"}
-AT_CHANCE = re.compile(r"\d+ of \d+ runs at chance level")  # scorecard._row's flag in a note
 VERDICT_CLASS = {WITHIN: "within", OUTSIDE: "outside", QUICK: "not-comparable",
                  SYNTHETIC: "not-comparable", NOT_RUN: "not-run"}
 PACKAGES = ("torch", "numpy", "scipy", "pandas", "matplotlib", "jinja2", "snakemake", "phiflow",
@@ -67,10 +65,9 @@ def comparison(scorecard: pd.DataFrame, table: int) -> dict:
         body.append(dict(label=label, trained=trained, cells=[cells.get(c) for c in columns]))
     body.sort(key=lambda r: not r["trained"])  # ours first, then the paper's rows not run here
     quantity = rows["quantity"].iloc[0] if len(rows) else ""
-    # a row's "k of n runs at chance level" becomes the cell's mark and one note for the table
-    notes = {(f"{r['label']}: {text}" if r["verdict"] == NOT_RUN else text)
-             for _, r in rows.iterrows() if isinstance(r.get("note"), str)
-             for text in [AT_CHANCE.sub("", r["note"]).strip("; ")] if text}
+    notes = {(f"{r['label']}: {r['note']}" if r["verdict"] == NOT_RUN else r["note"])
+             for _, r in rows.iterrows() if isinstance(r.get("note"), str) and r["note"]}
+    # runs at chance level: the cell's mark and one note for the table
     chance = chance_note(int(at_chance.sum()), int(rows.loc[at_chance > 0, "ours_n"].sum()))
     return dict(table=table, columns=columns, rows=body, quantity=quantity,
                 notes=sorted(notes) + ([chance.replace(" runs have", " runs in the marked cells have").rstrip(".")]
@@ -89,8 +86,18 @@ def scorecard_rows(scorecard: pd.DataFrame) -> list[dict]:
                         seeds=int(r["ours_n"]), delta=signed(r["delta"], digits),
                         delta_sigma=signed(r["delta_sigma"], 1), verdict=r["verdict"],
                         short=SHORT[r["verdict"]], css=VERDICT_CLASS[r["verdict"]], params=params_pair(r),
-                        note=r["note"] if isinstance(r.get("note"), str) else ""))
+                        note=scorecard_note(r)))
     return out
+
+
+def scorecard_note(row) -> str:
+    """A scorecard row's note as displayed: its own note, and how many of our runs are at chance
+    level (at_chance_runs) where any is."""
+    parts = [row["note"]] if isinstance(row.get("note"), str) and row["note"] else []
+    at_chance = row.get("at_chance_runs", 0)
+    if pd.notna(at_chance) and int(at_chance) > 0:
+        parts.append(f"{CHANCE_MARK} {int(at_chance)} of {int(row['ours_n'])} runs at chance level")
+    return "; ".join(parts)
 
 
 def params_pair(row) -> str:

@@ -19,7 +19,8 @@ that the configuration lists under `not_trained` carries the configured reason a
 
 Tables 4-6 rows also carry the parameter counts in millions, ours (computed from the model)
 beside the paper's Par (M). Tables 4 and 5 rows count the runs at chance level (`at_chance_runs`,
-tables.flag_chance_level) and say so in the note: such a mean is kept, never silently averaged.
+tables.flag_chance_level; the report says "k of n runs at chance level" beside the row): such a
+mean is kept, never silently averaged.
 """
 from __future__ import annotations
 
@@ -66,10 +67,7 @@ def _row(table: int, section: str, quantity: str, model: str, label: str, column
          paper: tuple[float, float, int], ours: tuple[float, float, int] | None, synthetic: bool,
          note: str = "", params_m: tuple[float, float] = (math.nan, math.nan), at_chance: int = 0) -> dict:
     """`params_m`: (paper's Par (M), ours in millions); `at_chance`: how many of our runs are at
-    chance level (tables.flag_chance_level): kept in the mean, flagged in the note."""
-    if at_chance and ours is not None:
-        flag = f"{at_chance} of {ours[2]} runs at chance level"
-        note = f"{note}; {flag}" if note else flag
+    chance level (tables.flag_chance_level): kept in the mean, counted in `at_chance_runs`."""
     row = dict(table=table, section=section, quantity=quantity, model=model, label=label, column=column,
                paper_mean=paper[0], paper_std=paper[1], paper_n=paper[2], ours_mean=math.nan,
                ours_std=math.nan, ours_n=0, synthetic=bool(synthetic), note=note,

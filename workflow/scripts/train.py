@@ -73,6 +73,4 @@ def main(run: dict, threads: int, lock_dir, output: dict, log_path: str,
 if "snakemake" in globals():
     p = snakemake.params  # noqa: F821
     main(dict(p.run), snakemake.threads, p.lock_dir, dict(snakemake.output),  # noqa: F821
-         snakemake.log[0], p.divergence_factor, p.gpu_wait_seconds,  # noqa: F821
-         list(snakemake.input.data) if not isinstance(snakemake.input.data, str)  # noqa: F821
-         else [snakemake.input.data])  # noqa: F821
+         snakemake.log[0], p.divergence_factor, p.gpu_wait_seconds, snakemake.input.data)  # noqa: F821
