@@ -91,6 +91,22 @@ def test_single_table_target_builds_only_what_it_needs(tmp_path):
     assert job_counts(result.stdout)["train"] == 3
 
 
+def test_per_seed_data_draw_builds_one_ddmnist_per_group_and_seed(tmp_path):
+    """ddmnist.data_draw per_seed: each seed trains and is tested on its own draw (the authors'
+    pl.seed_everything(seed) before the draw); shared (the default): one file per group."""
+    overlay = tmp_path / "per_seed.yaml"
+    overlay.write_text("ddmnist:\n  data_draw: per_seed\n")
+    result = snakemake("-n", "--directory", str(tmp_path), "results/tables/table4.csv",
+                       "--configfile", str(ROOT / "config.yaml"), str(overlay), cwd=ROOT)
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert job_counts(result.stdout)["build_ddmnist"] == 3 * 5
+    for group in ("C4", "D1", "D4"):
+        for seed in range(5):
+            job = re.search(rf"input: (\S+)\n\s+output: results/runs/ddmnist/{group}/cnn/seed{seed}/model\.pt",
+                            result.stdout)
+            assert job and job[1] == f"results/data/ddmnist/{group}_seed{seed}.npz", (group, seed)
+
+
 def test_latent_study_target_trains_only_its_runs(tmp_path):
     """The study is its own target: D4 seed 0 of the CNN and of ours at every placement × penalty,
     the cell equal to ours' own configuration being the Table 4 run (not trained twice)."""
@@ -272,6 +288,10 @@ def test_quick_run_fills_every_table(quick_run, tmp_path):
     assert not ours.drop(columns="latent equivariance (rel.)").isin(["–"]).any().any()
     assert ours.set_index("Model")["latent equivariance (rel.)"].eq("–").to_dict() == {
         m: m == "MLP" for m in ours["Model"]}
+    augmented = {model: json.loads(quick_run.path(f"results/quick/runs/organmnist3d/O/{model}/seed0/train.json")
+                                   .read_text())["run"]["augmentation"]["per_epoch"]
+                 for model in ("cnn", "cnn_aug", "ours")}
+    assert augmented == {"cnn": False, "cnn_aug": True, "ours": True}  # Aug "No" trains as stored
     medmnist = pd.read_csv(tables / "table5.csv")
     ours = medmnist[medmnist["Source"] == "this run"]
     assert len(ours) == 3 and not ours.isin(["–"]).any().any()

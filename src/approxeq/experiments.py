@@ -17,7 +17,7 @@ from .loss import Action, LossWeights, method_objective
 from .models import (DDMNIST_PLACEMENTS, EncoderHead, build_model, ddmnist_latent_encoder, takes_argument,
                      takes_group)
 from .representations import apply_matrices, latent_representation
-from .train import TaskData
+from .train import EpochViews, TaskData
 
 
 @dataclass
@@ -159,13 +159,30 @@ def ddmnist_epoch_views(run: dict, meta: dict, canvas, clean_train, device):
         first = torch.randint(order, (n,), generator=generator).to(device)
         x1 = augment(clean_train, first, angles(n, generator))
         if settings["second_view"] == "exact":
-            return x1, None
-        return x1, augment(x1, elements, angles(n, generator))
+            return EpochViews(x1)
+        return EpochViews(x1, gx=augment(x1, elements, angles(n, generator)))
 
     return epoch_views
 
 
 EXPERIMENTS: dict[str, Callable[..., ExperimentSetup]] = {"ddmnist": ddmnist_setup}
+
+
+def augments_per_epoch(run: dict) -> bool:
+    """Whether a run's training inputs are augmented afresh every epoch (`augmentation.per_epoch`
+    of its experiment's config). Absent, as in runs of library users and older settings: False,
+    the stored draw every epoch."""
+    return bool(run.get("augmentation", {}).get("per_epoch", False))
+
+
+def group_element_views(x_train: torch.Tensor, group_order: int, action: Action):
+    """epoch_views moving every training sample by a fresh, uniformly drawn group element each
+    epoch (labels invariant), as the authors' data sets draw one when a sample is fetched."""
+    def epoch_views(generator: torch.Generator, elements: torch.Tensor) -> EpochViews:
+        drawn = torch.randint(group_order, (len(x_train),), generator=generator).to(x_train.device)
+        return EpochViews(action(x_train, drawn))
+
+    return epoch_views
 
 
 def setup_experiment(run: dict, device: torch.device) -> ExperimentSetup:
@@ -211,10 +228,12 @@ def evaluate_experiment(setup: ExperimentSetup, run: dict) -> dict:
 
 def learned_setup(run: dict, device: torch.device, splits: dict, input_action: Action,
                   output_action: Action, task_loss: Callable, metric: Callable, metric_name: str,
-                  maximize: bool, synthetic: bool, n_classes: int | None = None) -> ExperimentSetup:
+                  maximize: bool, synthetic: bool, n_classes: int | None = None,
+                  epoch_views: Callable | None = None) -> ExperimentSetup:
     """Shared by the three exploratory experiments: network + learnable W_s + the Section 4 loss.
 
-    `splits` maps train/val/test to (x, y) float tensors already on the device."""
+    `splits` maps train/val/test to (x, y) float tensors already on the device; `epoch_views`
+    (TaskData's) gives fresh training views every epoch, None trains on splits["train"]."""
     from .groups import group_from_name
     from .learned import (LearnedRepresentation, LearnedWeights, eigenvalue_record, learned_metrics,
                           learned_objective)
@@ -247,7 +266,7 @@ def learned_setup(run: dict, device: torch.device, splits: dict, input_action: A
     (x_train, y_train), (x_val, y_val) = splits["train"], splits["val"]
     data = TaskData(x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val,
                     group_order=group.order, objective=objective, val_metric=metric,
-                    maximize=maximize, epoch_metrics=eigenvalue_record)
+                    maximize=maximize, epoch_metrics=eigenvalue_record, epoch_views=epoch_views)
     return ExperimentSetup(model=model, data=data, test_sets={"test": splits["test"]},
                            test_metric=metric, metric_name=metric_name, synthetic=synthetic,
                            input_action=input_action, latent_action=latent_action,
@@ -280,9 +299,21 @@ def tmnist_setup(run: dict, device: torch.device) -> ExperimentSetup:
     for split in ("train", "val", "test"):
         x = torch.from_numpy(tmnist.as_pair_channels(stored[split])).to(device).float().div_(255)
         splits[split] = (x, x)  # an autoencoder: the target is the input
+    epoch_views = None
+    if augments_per_epoch(run):
+        if "clean" not in stored["train"]:
+            raise KeyError(f"{run['data']} holds no untransformed pairs (train_clean) for the "
+                           "per-epoch augmentation; rebuild it")
+        clean = torch.from_numpy(tmnist.as_pair_channels(
+            {"pairs": stored["train"]["clean"], "fonts": stored["train"]["fonts"]})).to(device)
+
+        def epoch_views(generator: torch.Generator, elements: torch.Tensor) -> EpochViews:
+            # a fresh rotation and scale per sample every epoch, the data set's ranges
+            x = tmnist.augment_pairs(clean, generator, meta["angle_range"], meta["scale_range"])
+            return EpochViews(x, y=x)  # an autoencoder: the target is the augmented input
     return learned_setup(run, device, splits, tmnist.font_swap_action, tmnist.font_swap_action,
                          image_mse, reconstruction_error, "reconstruction_mse", maximize=False,
-                         synthetic=bool(meta.get("synthetic", False)))
+                         synthetic=bool(meta.get("synthetic", False)), epoch_views=epoch_views)
 
 
 def mnist_d3_setup(run: dict, device: torch.device) -> ExperimentSetup:
@@ -301,12 +332,23 @@ def mnist_d3_setup(run: dict, device: torch.device) -> ExperimentSetup:
     splits = {}
     for split, images in parts.items():
         x = images.unsqueeze(1).float().div_(255)
-        angles = torch.rand(len(x), generator=rng) * 360.0  # "augmented by arbitrary rotations"
+        # "augmented by arbitrary rotations"; drawn for every split, so that validation and test
+        # are the same draws whether or not training is augmented per epoch
+        angles = torch.rand(len(x), generator=rng) * 360.0
         x = rotate_bilinear(x, angles).to(device)
         splits[split] = (x, x)
+    epoch_views = None
+    if augments_per_epoch(run):  # a fresh angle per training image every epoch
+        clean_train = parts["train"].unsqueeze(1).to(device).float().div_(255)
+
+        def epoch_views(generator: torch.Generator, elements: torch.Tensor) -> EpochViews:
+            angles = torch.rand(len(clean_train), generator=generator).to(device) * 360.0
+            x = rotate_bilinear(clean_train, angles)
+            return EpochViews(x, y=x)  # an autoencoder: the target is the augmented input
     action = d3_image_action(run["rotation_degrees"])
     return learned_setup(run, device, splits, action, action, image_mse, reconstruction_error,
-                         "reconstruction_mse", maximize=False, synthetic=bool(mnist["synthetic"]))
+                         "reconstruction_mse", maximize=False, synthetic=bool(mnist["synthetic"]),
+                         epoch_views=epoch_views)
 
 
 def cifar10_setup(run: dict, device: torch.device) -> ExperimentSetup:
@@ -328,13 +370,18 @@ def cifar10_setup(run: dict, device: torch.device) -> ExperimentSetup:
         "val": tensors(data["train_images"][n_train:], data["train_labels"][n_train:], sizes["val"]),
         "test": tensors(data["test_images"], data["test_labels"], sizes["test"]),
     }
-    action = image_action(group_from_name(run["group"]), 32).to(device)
+    group = group_from_name(run["group"])
+    action = image_action(group, 32).to(device)
 
     def metric(model, x, y):
         return accuracy(model, x, y)
 
+    # per epoch: every training image turned by a fresh quarter turn (the authors' x1)
+    epoch_views = (group_element_views(splits["train"][0], group.order, action)
+                   if augments_per_epoch(run) else None)
     return learned_setup(run, device, splits, action, trivial_action, F.cross_entropy, metric,
-                         "accuracy", maximize=True, synthetic=bool(data["synthetic"]), n_classes=10)
+                         "accuracy", maximize=True, synthetic=bool(data["synthetic"]), n_classes=10,
+                         epoch_views=epoch_views)
 
 
 EXPERIMENTS.update({"tmnist": tmnist_setup, "mnist_d3": mnist_d3_setup, "cifar10": cifar10_setup})
@@ -477,9 +524,13 @@ def medmnist_setup(run: dict, device: torch.device) -> ExperimentSetup:
     objective = method_objective(LossWeights(**run["weights"]), F.cross_entropy, input_action,
                                  latent_action, trivial_action)
     (x_train, y_train), (x_val, y_val) = tensors("train"), tensors("val")
+    # per epoch: every training volume rotated by a fresh element of O (the authors' x1 = g1·x);
+    # the objective's shifted term then sees g·x1, their x2
     task_data = TaskData(x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val,
                          group_order=group.order, objective=objective, val_metric=metric,
-                         prepare=prepare, maximize=True)
+                         prepare=prepare, maximize=True,
+                         epoch_views=(group_element_views(x_train, group.order, input_action)
+                                      if augments_per_epoch(run) else None))
 
     def extra_metrics(trained) -> dict:
         # medmnist's own metric functions (those its Evaluator calls), on our labels: a subset of

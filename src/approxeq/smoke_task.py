@@ -7,8 +7,9 @@ hidden×H×W latent by rotating the grid:
 
     L = w_task · MSE(rollout(x), y) + w_shift · MSE(F(g·x), g·y₁) + λ · MSE(E(g·x), rot_g E(x))
 
-(w_shift on the first predicted frame only, as the authors' code). The augmented CNN trains the
-task term on (g·x, g·y) with λ = 0; the plain CNN on (x, y).
+(w_shift on the first predicted frame only, as the authors' code). The augmented CNN of config.yaml
+is this loss with λ = 0 (method.md; the authors' `--lambda_t=0`); `augment` instead trains the task
+term on whole rotated windows (g·x, g·y); the plain CNN trains on (x, y).
 """
 from __future__ import annotations
 

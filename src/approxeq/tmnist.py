@@ -304,6 +304,20 @@ def transform_images(images: np.ndarray, angles: np.ndarray, scales: np.ndarray,
     return out
 
 
+def augment_pairs(clean: torch.Tensor, generator: torch.Generator, angle_range: Sequence[float],
+                  scale_range: Sequence[float]) -> torch.Tensor:
+    """A fresh transform of every sample of `clean` (uint8 or float 0–255, (N, C, H, W), on any
+    device): angle ~ U(angle_range) degrees and scale ~ U(scale_range) drawn from `generator`, all
+    C channels of a sample alike, as `build_tmnist` draws a split; bilinear and rounded to the 256
+    levels of the stored pairs. Returns float in [0, 1]."""
+    n = len(clean)
+    (lo, hi), (smin, smax) = angle_range, scale_range
+    angles = (lo + (hi - lo) * torch.rand(n, generator=generator, dtype=torch.float64)).float()
+    scales = (smin + (smax - smin) * torch.rand(n, generator=generator, dtype=torch.float64)).float()
+    x = rotate_scale_bilinear(clean.float(), angles.to(clean.device), scales.to(clean.device))
+    return x.round_().clamp_(0, 255).div_(255)
+
+
 def _split_rng(seed: int, split: str) -> np.random.Generator:
     # One independent stream per split, keyed by its name: adding or resizing a split never
     # changes another split.
@@ -356,10 +370,12 @@ def build_tmnist(glyphs: np.ndarray, n_per_split: Mapping[str, int],
         digits, fonts = combos % 10, combos // 10
         angles = rng.uniform(lo, hi, size=n)
         scales = rng.uniform(smin, smax, size=n)
-        pairs = transform_images(np.ascontiguousarray(glyphs[:, digits].swapaxes(0, 1)),
-                                 angles, scales)
+        clean = np.ascontiguousarray(glyphs[:, digits].swapaxes(0, 1))
+        pairs = transform_images(clean, angles, scales)
         splits[split] = {"pairs": pairs, "digits": digits.astype(np.int64),
                          "fonts": fonts.astype(np.int64), "angles": angles, "scales": scales}
+        if split == "train":  # the untransformed pairs, for a fresh transform every epoch
+            splits[split]["clean"] = clean
     meta = {"n_per_split": {k: int(v) for k, v in n_per_split.items()},
             "angle_range": [lo, hi], "scale_range": [smin, smax], "seed": int(seed),
             "fonts": list(FONT_NAMES), **_glyph_meta(glyphs, log),

@@ -21,7 +21,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 
@@ -75,6 +75,17 @@ class TrainConfig:
         return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:16]
 
 
+class EpochViews(NamedTuple):
+    """One epoch's training data, sample i in row i (the order of TaskData.x_train)."""
+
+    x: torch.Tensor
+    # each sample's second view for the method's pair; None: the objective forms g·x itself
+    gx: torch.Tensor | None = None
+    # the targets when they follow the inputs (an autoencoder's target is its augmented input);
+    # None: TaskData.y_train (labels, invariant under the augmentation)
+    y: torch.Tensor | None = None
+
+
 @dataclass
 class TaskData:
     """What the loop needs from an experiment. Tensors live on the training device.
@@ -93,12 +104,11 @@ class TaskData:
     prepare: Callable[[torch.Tensor], torch.Tensor] = lambda x: x  # e.g. uint8 → float on device
     maximize: bool = True  # early stopping direction of val_metric
     epoch_metrics: Callable[[EncoderHead], dict] | None = None
-    # Fresh training inputs every epoch (DDMNIST's per-epoch augmentation): called at the start of
-    # each epoch with that epoch's own generator (augment_generator) and the group elements the
-    # trainer drew for the epoch, one per sample; returns the epoch's inputs in the order of
-    # x_train, and optionally each sample's second view for the method's pair (else None: the
-    # objective forms g·x itself).
-    epoch_views: Callable[[torch.Generator, torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]] | None = None
+    # Fresh training inputs every epoch (per-epoch augmentation): called at the start of each
+    # epoch with that epoch's own generator (augment_generator) and the group elements the
+    # trainer drew for the epoch, one per sample; returns the epoch's EpochViews in the order of
+    # x_train. None: x_train every epoch.
+    epoch_views: Callable[[torch.Generator, torch.Tensor], EpochViews] | None = None
 
 
 @dataclass
@@ -228,14 +238,15 @@ def _train(model, data, cfg, run_dir, log, on_epoch_end, stale_checkpoint) -> Tr
         generator = epoch_generator(cfg.seed, epoch)
         order = torch.randperm(n, generator=generator).to(device)
         elements = torch.randint(data.group_order, (n,), generator=generator).to(device)
-        inputs, second_views = (data.epoch_views(augment_generator(cfg.seed, epoch), elements)
-                                if data.epoch_views is not None else (data.x_train, None))
+        views = (data.epoch_views(augment_generator(cfg.seed, epoch), elements)
+                 if data.epoch_views is not None else EpochViews(data.x_train))
+        targets = data.y_train if views.y is None else views.y
         sums: dict[str, torch.Tensor] = {}
         loss_sum = 0.0
         for step in range(steps_per_epoch):
             batch = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            x, y = data.prepare(inputs[batch]), data.y_train[batch]
-            second = {} if second_views is None else {"gx": data.prepare(second_views[batch])}
+            x, y = data.prepare(views.x[batch]), targets[batch]
+            second = {} if views.gx is None else {"gx": data.prepare(views.gx[batch])}
             loss, terms = data.objective(model, x, y, elements[batch], **second)
             loss_value = loss.item()
             if not math.isfinite(loss_value):

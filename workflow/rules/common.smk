@@ -70,8 +70,25 @@ def not_trained(experiment):
     return {**config[experiment].get("not_trained", {}), **reasons}
 
 
-def ddmnist_data(group):
-    return f"{RESULTS}/data/ddmnist/{group}.npz"
+def ddmnist_data(group, seed=None):
+    """The DDMNIST file a run of `seed` reads: with data_draw "shared" one per group, drawn with
+    data_seed, for every seed; with "per_seed" one per (group, seed), drawn with that seed (None:
+    the first configured seed's)."""
+    if DDM["data_draw"] == "shared":
+        return f"{RESULTS}/data/ddmnist/{group}.npz"
+    return f"{RESULTS}/data/ddmnist/{group}_seed{DDM['seeds'][0] if seed is None else seed}.npz"
+
+
+def ddmnist_data_files():
+    """Every DDMNIST file the configured runs read."""
+    seeds = set(DDM["seeds"]) | set(DDM["latent_study"]["seeds"])
+    return sorted({ddmnist_data(g, s) for g in DDM["groups"] for s in seeds})
+
+
+def ddmnist_draw(name):
+    """(group, seed of the draw) of a DDMNIST file name without its .npz (see ddmnist_data)."""
+    group, _, seed = name.partition("_seed")
+    return group, int(seed) if seed else DDM["data_seed"]
 
 
 def ddmnist_runs():
@@ -205,7 +222,7 @@ def dataset_for(wildcards):
     """The data file (or the record of a data folder) a run reads."""
     require_network(wildcards)
     if wildcards.experiment == "ddmnist":
-        return ddmnist_data(wildcards.group)
+        return ddmnist_data(wildcards.group, int(wildcards.seed))
     if wildcards.experiment == "tmnist":
         return f"{RESULTS}/data/tmnist.npz"
     if wildcards.experiment == "mnist_d3":
@@ -268,6 +285,7 @@ def learned_run_settings(wildcards):
         "init": e["init"],
         "sizes": dict(e.get("sizes", {})),
         "data_seed": e["data_seed"],
+        "augmentation": dict(e["augmentation"]),
         "rotation_degrees": e.get("rotation_degrees"),
         "lr": e["training"]["lr"],
         "batch_size": e["training"]["batch_size"],
@@ -327,5 +345,7 @@ def medmnist_run_settings(wildcards):
         "rotated_test_seed": MEDMNIST["rotated_test_seed"],
         "subset": MEDMNIST["subset"],
         "data_seed": MEDMNIST["data_seed"],
+        # the non-augmented CNN (aug "No") trains on the volumes as they are
+        "augmentation": {"per_epoch": MEDMNIST["augmentation"]["per_epoch"] and model["aug"] == "Yes"},
         "deterministic": config["compute"]["deterministic"],
     }

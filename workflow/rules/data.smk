@@ -24,18 +24,20 @@ rule build_ddmnist:
         record=rules.fetch_mnist.output.record,
         files=rules.fetch_mnist.output.files,
     output:
-        data=f"{RESULTS}/data/ddmnist/{{group}}.npz",
-        meta=f"{RESULTS}/data/ddmnist/{{group}}.npz.json",
+        data=f"{RESULTS}/data/ddmnist/{{draw}}.npz",
+        meta=f"{RESULTS}/data/ddmnist/{{draw}}.npz.json",
+    wildcard_constraints:
+        draw="[A-Z][0-9]*(_seed[0-9]+)?",  # a group, or a group and the seed of its draw
     params:
-        group=lambda w: w.group,
-        artefacts=lambda w: DDM["artefacts"][w.group],
-        seed=DDM["data_seed"],
+        group=lambda w: ddmnist_draw(w.draw)[0],
+        artefacts=lambda w: DDM["artefacts"][ddmnist_draw(w.draw)[0]],
+        seed=lambda w: ddmnist_draw(w.draw)[1],
         per_class=DDM["per_class"],
         canvas=DDM["canvas"],
     log:
-        f"{LOGS}/build_ddmnist/{{group}}.log",
+        f"{LOGS}/build_ddmnist/{{draw}}.log",
     benchmark:
-        f"{BENCHMARKS}/build_ddmnist/{{group}}.tsv",
+        f"{BENCHMARKS}/build_ddmnist/{{draw}}.tsv",
     conda:
         "../../envs/torch.yaml"
     script:

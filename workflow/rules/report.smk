@@ -79,7 +79,7 @@ rule report:
             )
         ),
         data=[f"{MNIST_DIR}/{name}" for name in MNIST_FILES]
-        + [ddmnist_data(g) for g in DDM["groups"]]
+        + ddmnist_data_files()
         + [f"{RESULTS}/data/tmnist.npz", f"{CIFAR10_DIR}/source.json"]
         + [f"{MEDMNIST_DIR}/{flag}.json" for flag in MEDMNIST["datasets"]]
         + smoke_files(),
