@@ -3,7 +3,7 @@
     python benchmarks/augmentation.py [--images 10000] [--group D4] [--threads 1] [--steps 5] [--device cpu]
 
 Times, on the same machine in one run: (a) one epoch's augmentation of `--images` training pairs
-(approxeq.ddmnist.PairAugmentation: a fresh element of G×G per pair, artefact rotations where the
+(approxeq.data.ddmnist.PairAugmentation: a fresh element of G×G per pair, artefact rotations where the
 group has them), for the first view alone (second_view: exact) and with the authors' second view;
 (b) the training step of the C.1 CNN at batch 256 (prepare, forward, loss, backward, Adam) for the
 CNN (λ = 0) and for ours (λ = 1, two encoder passes), median of `--steps` after one warm-up step.
@@ -19,11 +19,17 @@ import time
 import torch
 import torch.nn.functional as F
 
-from approxeq.actions import trivial_action
-from approxeq.ddmnist import Canvas, PairAugmentation, draw_artefact_angles, pair_action, product_group
-from approxeq.loss import LossWeights, method_loss
-from approxeq.models import ddmnist_cnn
-from approxeq.representations import apply_matrices, latent_representation
+from approxeq.algebra.actions import trivial_action
+from approxeq.algebra.representations import apply_matrices, latent_representation
+from approxeq.data.ddmnist import (
+    Canvas,
+    PairAugmentation,
+    draw_artefact_angles,
+    pair_action,
+    product_group,
+)
+from approxeq.method.loss import LossWeights, method_loss
+from approxeq.nn.networks import ddmnist_cnn
 
 
 def timed(fn, repeats: int) -> float:

@@ -31,13 +31,14 @@ import torch
 import torch.nn.functional as F
 from machine import cpu_name  # benchmarks/machine.py (on sys.path when run as a script)
 
-from approxeq import ddmnist
-from approxeq.actions import trivial_action
-from approxeq.baselines import INSTALL_HINT, escnn_available
-from approxeq.loss import LossWeights, method_objective
-from approxeq.models import build_model, count_parameters
-from approxeq.representations import apply_matrices, latent_representation
-from approxeq.smoke_task import SmokeWeights, smoke_objective
+from approxeq.algebra.actions import trivial_action
+from approxeq.algebra.representations import apply_matrices, latent_representation
+from approxeq.data import ddmnist
+from approxeq.experiments.smoke import SmokeWeights, smoke_objective
+from approxeq.method.loss import LossWeights, method_objective
+from approxeq.nn.baselines import INSTALL_HINT, escnn_available
+from approxeq.nn.encoder_head import count_parameters
+from approxeq.nn.registry import build_model
 
 PAPER_PARAMS_M = {("ddmnist", "C4"): {"CNN": 0.03, "SCNN": 0.12, "RPP": 0.79, "Restriction": 0.12, "Ours": 0.03},
                   ("ddmnist", "D1"): {"CNN": 0.03, "SCNN": 0.03, "RPP": 0.08, "Restriction": 0.33, "Ours": 0.03},

@@ -2,7 +2,7 @@
 
 Prints figures; it is not a test and asserts nothing about time.
 
-Both variants call `approxeq.smoke_sim.simulate` with the same SmokeConfig and simulations; they
+Both variants call `approxeq.data.smoke_sim.simulate` with the same SmokeConfig and simulations; they
 differ only in `batch_size` (all at once, or --batch-size, against 1). Each variant runs in its
 own child process, so that its peak resident memory (ru_maxrss of that process) is its own.
 Before the timed run, a child makes the same calls for 2 steps, which traces the jit-compiled
@@ -28,7 +28,9 @@ import sys
 import time
 from pathlib import Path
 
-from machine import cpu_name  # benchmarks/machine.py (this folder is on sys.path when run as a script)
+from machine import (
+    cpu_name,  # benchmarks/machine.py (this folder is on sys.path when run as a script)
+)
 
 # CPU defaults finish in about a minute on two cores; on CUDA the full set is cheap.
 DEFAULTS = {"cpu": {"simulations": 8, "steps": 60}, "cuda": {"simulations": 36, "steps": 310}}
@@ -62,7 +64,7 @@ def cuda_available() -> bool:
 
 
 def config_of(args):
-    from approxeq.smoke_sim import SmokeConfig
+    from approxeq.data.smoke_sim import SmokeConfig
     return SmokeConfig(resolution=args.resolution, n_simulations=args.simulations,
                        steps=args.steps, first_frame=1, last_frame=args.steps - 1)
 
@@ -77,7 +79,7 @@ def child(args) -> dict:
     torch.set_num_threads(args.threads)
     from phi.torch import TORCH
 
-    from approxeq.smoke_sim import simulate
+    from approxeq.data.smoke_sim import simulate
     if args.device == "cuda":
         TORCH.set_default_device("GPU")
     default = TORCH.get_default_device()

@@ -12,7 +12,7 @@ Prints figures; it is not a test and asserts nothing about time.
      ours+shift  LossWeights(task=1, shift=1, equivariance=λ)      (two encoder + head passes)
    Reported: median step time, images/s (batch size / median), and ours/augmented from this run,
    both as ratio of medians and as median of the per-round ratios.
-2. Training loop. `approxeq.train.train` for one epoch on a synthetic in-memory TaskData
+2. Training loop. `approxeq.method.train.train` for one epoch on a synthetic in-memory TaskData
    (random canvases, random labels) in a temporary directory; reports the `images_per_second`
    of the returned history (its epoch time includes the validation pass) and the wall time.
 
@@ -33,15 +33,18 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from machine import cpu_name  # benchmarks/machine.py (this folder is on sys.path when run as a script)
+from machine import (
+    cpu_name,  # benchmarks/machine.py (this folder is on sys.path when run as a script)
+)
 
-from approxeq import ddmnist
-from approxeq.actions import trivial_action
-from approxeq.evaluate import accuracy
-from approxeq.loss import LossWeights, method_loss, method_objective
-from approxeq.models import count_parameters, ddmnist_cnn
-from approxeq.representations import apply_matrices, latent_representation
-from approxeq.train import TaskData, TrainConfig, train
+from approxeq.algebra.actions import trivial_action
+from approxeq.algebra.representations import apply_matrices, latent_representation
+from approxeq.data import ddmnist
+from approxeq.method.evaluate import accuracy
+from approxeq.method.loss import LossWeights, method_loss, method_objective
+from approxeq.method.train import TaskData, TrainConfig, train
+from approxeq.nn.encoder_head import count_parameters
+from approxeq.nn.networks import ddmnist_cnn
 
 LATENT_DIM = 66
 N_CLASSES = 100

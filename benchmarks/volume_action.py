@@ -26,11 +26,16 @@ import torch
 import torch.nn.functional as F
 from machine import cpu_name  # benchmarks/machine.py
 
-from approxeq.actions import rot90_volume, rot90_words, trivial_action, volume_action
-from approxeq.groups import octahedral, octahedral_matrices
-from approxeq.loss import LossWeights, method_loss
-from approxeq.models import medmnist_resnet3d
-from approxeq.representations import apply_matrices, latent_representation
+from approxeq.algebra.actions import (
+    rot90_volume,
+    rot90_words,
+    trivial_action,
+    volume_action,
+)
+from approxeq.algebra.groups import octahedral, octahedral_matrices
+from approxeq.algebra.representations import apply_matrices, latent_representation
+from approxeq.method.loss import LossWeights, method_loss
+from approxeq.nn.networks import medmnist_resnet3d
 
 SIDE = 28
 

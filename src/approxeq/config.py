@@ -6,10 +6,10 @@ import math
 import os
 from pathlib import Path
 
-from .groups import group_from_name
-from .ddmnist import product_group
-from .mnist import SOURCE_RECORD, local_source_problem
-from .rotations import d3_image_action
+from approxeq.algebra.groups import group_from_name
+from approxeq.algebra.rotations import d3_image_action
+from approxeq.data.ddmnist import product_group
+from approxeq.data.mnist import SOURCE_RECORD, local_source_problem
 
 # Adam's step is about lr per parameter and step: beyond 1 a run can only blow up (lr = 1e6 ran
 # to a loss of 7e12 without a single NaN), so a larger value is a typo, refused before any job.
@@ -188,10 +188,10 @@ def check_not_trained(block: dict, experiment: str) -> None:
 
 
 def check_network_name(name: str, key: str) -> None:
-    """A network must name a builder of models.MODEL_BUILDERS (whether its optional package, escnn
+    """A network must name a builder of nn.registry.MODEL_BUILDERS (whether its optional package, escnn
     for the baselines, is installed is checked per run when the DAG is built: other targets still
     build without it)."""
-    from .models import MODEL_BUILDERS
+    from approxeq.nn.registry import MODEL_BUILDERS
 
     if name not in MODEL_BUILDERS:
         raise ConfigError(f"{key} = {name!r} is not a known network; known: {sorted(MODEL_BUILDERS)}")
@@ -201,7 +201,7 @@ def check_latent_study(ddm: dict) -> None:
     """The study's model and baseline must be configured DDMNIST models, its groups built DDMNIST
     groups, the model's λ > 0 there (else every penalty form is the CNN), and no variant name may
     shadow a configured model."""
-    from .latent_study import study_variants
+    from approxeq.report.latent_study import study_variants
 
     study = ddm.get("latent_study")
     if not study:
@@ -226,8 +226,8 @@ def check_latent_study(ddm: dict) -> None:
 def check_smoke(smoke: dict) -> None:
     """The simulation and split settings must be fields of SmokeConfig / SmokeSplits with values
     they accept, and every reported horizon must fit the stored frames of the test windows."""
-    from .smoke_data import SmokeSplits, split_sizes
-    from .smoke_sim import SmokeConfig
+    from approxeq.data.smoke_data import SmokeSplits, split_sizes
+    from approxeq.data.smoke_sim import SmokeConfig
 
     try:
         simulation = SmokeConfig.from_dict(smoke["simulation"])
@@ -260,8 +260,8 @@ def check_smoke(smoke: dict) -> None:
 def check_medmnist(medmnist: dict) -> None:
     """Every flag is a 3D MedMNIST data set known to medmnist.INFO; every model has an lr and a λ
     for every flag; λ > 0 needs room for a copy of O's regular representation in the latent."""
-    from .groups import group_from_name
-    from .medmnist3d import MedMNISTError, dataset_info
+    from approxeq.algebra.groups import group_from_name
+    from approxeq.data.medmnist3d import MedMNISTError, dataset_info
 
     for flag in medmnist["datasets"]:
         try:

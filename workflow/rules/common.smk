@@ -10,10 +10,10 @@ sys.path.insert(0, SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, (SRC, os.getenv("PYTHONPATH")))))
 
 from approxeq.config import check_config, validate_config  # noqa: E402
-from approxeq.models import missing_package, network_problem  # noqa: E402
+from approxeq.nn.registry import missing_package, network_problem  # noqa: E402
 from snakemake.exceptions import WorkflowError  # noqa: E402
 from snakemake.logging import logger  # noqa: E402
-from approxeq.latent_study import model_settings, study_cells  # noqa: E402
+from approxeq.report.latent_study import model_settings, study_cells  # noqa: E402
 
 validate_config(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
 check_config(config)

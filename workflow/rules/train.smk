@@ -1,6 +1,6 @@
 # Training and evaluation, one job per (experiment, group, model, seed): the job trains, then
 # evaluates the best state on the test sets into metrics.json. It asks for one GPU
-# (`resources: gpu=1`); the job itself picks a free device (approxeq.devices).
+# (`resources: gpu=1`); the job itself picks a free device (approxeq.runtime.devices).
 
 
 rule train:

@@ -1,7 +1,7 @@
 """Snakemake `script:` entry point: one CSV row per run from every metrics.json of an experiment."""
-from approxeq.io import atomic_path
-from approxeq.logs import redirect_to_log
-from approxeq.tables import collect_metrics
+from approxeq.report.tables import collect_metrics
+from approxeq.runtime.io import atomic_path
+from approxeq.runtime.logs import redirect_to_log
 
 
 def main(metric_files, output, log_path):

@@ -1,9 +1,9 @@
 """Snakemake `script:` entry point: build DDMNIST for one group from the fetched MNIST."""
 from pathlib import Path
 
-from approxeq.ddmnist import Canvas, build_ddmnist, save_ddmnist
-from approxeq.logs import redirect_to_log
-from approxeq.mnist import load_mnist
+from approxeq.data.ddmnist import Canvas, build_ddmnist, save_ddmnist
+from approxeq.data.mnist import load_mnist
+from approxeq.runtime.logs import redirect_to_log
 
 
 def main(mnist_dir, group, artefacts, seed, per_class, canvas, output, log_path):

@@ -1,11 +1,11 @@
 """Snakemake `script:` entry point: render the 20 base glyphs from the fetched fonts and build the
-augmented TMNIST splits (approxeq.tmnist)."""
+augmented TMNIST splits (approxeq.data.tmnist)."""
 from pathlib import Path
 
-from approxeq.io import read_json
-from approxeq.logs import redirect_to_log
-from approxeq.tmnist import (base_glyphs, build_tmnist, fonts_are_synthetic, load_fonts, save_tmnist,
-                             synthetic_glyphs)
+from approxeq.data.fonts import fonts_are_synthetic, load_fonts
+from approxeq.data.tmnist import base_glyphs, build_tmnist, save_tmnist, synthetic_glyphs
+from approxeq.runtime.io import read_json
+from approxeq.runtime.logs import redirect_to_log
 
 
 def main(fonts_record, sizes, angle_range, scale_range, seed, output, log_path):

@@ -4,11 +4,11 @@ the multiplicities are from integers and the matrices from a representation."""
 import numpy as np
 import torch
 
-from approxeq.characters import decompose, element_matrices, snap_eigenvalues
-from approxeq.groups import group_from_name
-from approxeq.io import atomic_path, read_json, write_json_atomic
-from approxeq.learned import LearnedRepresentation
-from approxeq.logs import redirect_to_log
+from approxeq.algebra.decomposition import decompose, element_matrices, snap_eigenvalues
+from approxeq.algebra.groups import group_from_name
+from approxeq.method.learned import LearnedRepresentation
+from approxeq.runtime.io import atomic_path, read_json, write_json_atomic
+from approxeq.runtime.logs import redirect_to_log
 
 
 def main(model_path, info_path, output, log_path):

@@ -1,9 +1,9 @@
 """Snakemake `script:` entry point: CIFAR10 into the rule's output directory, or the labelled
-synthetic stand-in when the config allows it (approxeq.cifar10.fetch_cifar10)."""
+synthetic stand-in when the config allows it (approxeq.data.cifar10.fetch_cifar10)."""
 from pathlib import Path
 
-from approxeq.cifar10 import fetch_cifar10
-from approxeq.logs import redirect_to_log
+from approxeq.data.cifar10 import fetch_cifar10
+from approxeq.runtime.logs import redirect_to_log
 
 
 def main(url, md5, timeout, synthetic, out_dir, log_path):

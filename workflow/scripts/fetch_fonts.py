@@ -1,9 +1,9 @@
 """Snakemake `script:` entry point: fetch the two TMNIST fonts (npm, hash-pinned) beside the
-rule's `fonts.json` record (approxeq.tmnist.fetch_fonts)."""
+rule's `fonts.json` record (approxeq.data.fonts.fetch_fonts)."""
 from pathlib import Path
 
-from approxeq.logs import redirect_to_log
-from approxeq.tmnist import fetch_fonts
+from approxeq.data.fonts import fetch_fonts
+from approxeq.runtime.logs import redirect_to_log
 
 
 def main(fonts, out_dir, timeout, allow_synthetic, log_path):

@@ -1,9 +1,9 @@
 """Snakemake `script:` entry point: one MedMNIST3D flag into its folder, MD5-checked, or the
-labelled synthetic stand-in when the config allows it (approxeq.medmnist3d.fetch_medmnist)."""
+labelled synthetic stand-in when the config allows it (approxeq.data.medmnist3d.fetch_medmnist)."""
 from pathlib import Path
 
-from approxeq.logs import redirect_to_log
-from approxeq.medmnist3d import fetch_medmnist
+from approxeq.data.medmnist3d import fetch_medmnist
+from approxeq.runtime.logs import redirect_to_log
 
 
 def main(flag, timeout, synthetic, mirror, local_copy, out_dir, log_path):

@@ -1,8 +1,8 @@
-"""Snakemake `script:` entry point: fetch MNIST into the rule's output directory (approxeq.mnist)."""
+"""Snakemake `script:` entry point: fetch MNIST into the rule's output directory (approxeq.data.mnist)."""
 from pathlib import Path
 
-from approxeq.logs import redirect_to_log
-from approxeq.mnist import fetch_mnist
+from approxeq.data.mnist import fetch_mnist
+from approxeq.runtime.logs import redirect_to_log
 
 
 def main(sources, md5, out_dir, timeout, log_path):

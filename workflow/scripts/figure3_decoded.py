@@ -2,12 +2,12 @@
 g·x for the autoencoder experiments (the first seed of each)."""
 import torch
 
+from approxeq.algebra.groups import group_from_name
+from approxeq.algebra.representations import apply_matrices
 from approxeq.experiments import setup_experiment
-from approxeq.figures import image_grid, label_suffix
-from approxeq.groups import group_from_name
-from approxeq.io import read_json
-from approxeq.logs import redirect_to_log
-from approxeq.representations import apply_matrices
+from approxeq.report.figures import image_grid, label_suffix
+from approxeq.runtime.io import read_json
+from approxeq.runtime.logs import redirect_to_log
 
 AUTOENCODERS = ("tmnist", "mnist_d3")
 N_EXAMPLES = 4

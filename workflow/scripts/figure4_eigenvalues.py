@@ -1,8 +1,8 @@
 """Snakemake `script:` entry point: Figure 4, eigenvalues of W_r over training (first seed of each
 exploratory experiment)."""
-from approxeq.figures import eigenvalue_trajectories
-from approxeq.io import read_json
-from approxeq.logs import redirect_to_log
+from approxeq.report.figures import eigenvalue_trajectories
+from approxeq.runtime.io import read_json
+from approxeq.runtime.logs import redirect_to_log
 
 
 def main(histories, infos, quick, output, log_path):

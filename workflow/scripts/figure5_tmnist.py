@@ -1,9 +1,9 @@
 """Snakemake `script:` entry point: Figure 5, augmented TMNIST glyphs and their C2 font swaps."""
 import torch
 
-from approxeq.figures import image_grid, label_suffix
-from approxeq.logs import redirect_to_log
-from approxeq.tmnist import as_pair_channels, font_swap_action, load_tmnist
+from approxeq.data.tmnist import as_pair_channels, font_swap_action, load_tmnist
+from approxeq.report.figures import image_grid, label_suffix
+from approxeq.runtime.logs import redirect_to_log
 
 N_EXAMPLES = 10
 

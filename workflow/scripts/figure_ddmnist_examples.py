@@ -1,7 +1,7 @@
 """Snakemake `script:` entry point: figure of DDMNIST examples, clean / transformed / g·x."""
-from approxeq.ddmnist import load_ddmnist
-from approxeq.figures import ddmnist_examples
-from approxeq.logs import redirect_to_log
+from approxeq.data.ddmnist import load_ddmnist
+from approxeq.report.figures import ddmnist_examples
+from approxeq.runtime.logs import redirect_to_log
 
 
 def main(data_files, groups, quick, output, log_path):

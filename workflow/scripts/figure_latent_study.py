@@ -2,8 +2,8 @@
 of every latent-study run."""
 import pandas as pd
 
-from approxeq.latent_study import study_curves
-from approxeq.logs import redirect_to_log
+from approxeq.report.latent_study import study_curves
+from approxeq.runtime.logs import redirect_to_log
 
 
 def main(histories, runs, study, labels, quick, runs_csv, output, log_path):

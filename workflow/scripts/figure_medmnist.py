@@ -3,11 +3,11 @@ g·v by a few elements of O (the exact voxel permutations used in training)."""
 import numpy as np
 import torch
 
-from approxeq.actions import volume_action
-from approxeq.figures import volume_rotations
-from approxeq.groups import octahedral
-from approxeq.logs import redirect_to_log
-from approxeq.medmnist3d import SIDE, load_medmnist
+from approxeq.algebra.actions import volume_action
+from approxeq.algebra.groups import octahedral
+from approxeq.data.medmnist3d import SIDE, load_medmnist
+from approxeq.report.figures import volume_rotations
+from approxeq.runtime.logs import redirect_to_log
 
 # (name in groups.octahedral, what it is)
 SHOWN = [("e", "identity"), ("(y,-x,z)", "90° about z"), ("(z,x,y)", "120° about (1,1,1)"),

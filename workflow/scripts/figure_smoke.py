@@ -3,10 +3,10 @@
 import numpy as np
 import torch
 
-from approxeq.figures import label_suffix, smoke_frames, velocity_rotation
-from approxeq.logs import redirect_to_log
-from approxeq.smoke_sim import load_simulation
-from approxeq.velocity import rotate_grid, rotate_velocity
+from approxeq.algebra.velocity import rotate_grid, rotate_velocity
+from approxeq.data.smoke_files import load_simulation
+from approxeq.report.figures import label_suffix, smoke_frames, velocity_rotation
+from approxeq.runtime.logs import redirect_to_log
 
 
 def main(simulation, quick, out, log_path):

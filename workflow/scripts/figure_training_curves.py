@@ -1,8 +1,8 @@
 """Snakemake `script:` entry point: validation accuracy per epoch of every DDMNIST run."""
 import pandas as pd
 
-from approxeq.figures import training_curves
-from approxeq.logs import redirect_to_log
+from approxeq.report.figures import training_curves
+from approxeq.runtime.logs import redirect_to_log
 
 
 def main(histories, runs, labels, quick, runs_csv, output, log_path):

@@ -2,9 +2,9 @@
 as CSV (every number, with stds), LaTeX and an HTML fragment."""
 import pandas as pd
 
-from approxeq.latent_study import shown_table, study_table
-from approxeq.logs import redirect_to_log
-from approxeq.reporting import write_table
+from approxeq.report.latent_study import shown_table, study_table
+from approxeq.report.reporting import write_table
+from approxeq.runtime.logs import redirect_to_log
 
 
 def main(runs_csv, paper_csv, study, labels, quick, templates, out, log_path):

@@ -8,12 +8,19 @@ import platform
 import pandas as pd
 import yaml
 
-from approxeq.io import write_text_atomic
-from approxeq.logs import redirect_to_log
-from approxeq.report_page import (comparison, config_hash, data_files, git_state, package_versions,
-                                  run_provenance, scorecard_rows)
-from approxeq.reporting import png_data_uri, readable, render_template
-from approxeq.scorecard import counts
+from approxeq.report.page import (
+    comparison,
+    config_hash,
+    data_files,
+    git_state,
+    package_versions,
+    run_provenance,
+    scorecard_rows,
+)
+from approxeq.report.reporting import png_data_uri, readable, render_template
+from approxeq.report.scorecard import counts
+from approxeq.runtime.io import write_text_atomic
+from approxeq.runtime.logs import redirect_to_log
 
 
 def main(inputs, config, template_dir, repo, output, log_path):

@@ -2,11 +2,17 @@
 1-6: paper, ours, Δ, Δ/σ, verdict) as CSV."""
 import pandas as pd
 
-from approxeq.io import write_text_atomic
-from approxeq.logs import redirect_to_log
-from approxeq.scorecard import (counts, ddmnist_rows, exploratory_rows, medmnist_rows, smoke_rows,
-                                verdicts)
-from approxeq.tables import collect_metrics
+from approxeq.report.scorecard import (
+    counts,
+    ddmnist_rows,
+    exploratory_rows,
+    medmnist_rows,
+    smoke_rows,
+    verdicts,
+)
+from approxeq.report.tables import collect_metrics
+from approxeq.runtime.io import write_text_atomic
+from approxeq.runtime.logs import redirect_to_log
 
 
 def main(inputs, flags, test_horizon, not_trained, quick, output, log_path):

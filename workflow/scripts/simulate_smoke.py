@@ -1,12 +1,13 @@
-"""Snakemake `script:` entry point: regenerate the SMOKE plumes (approxeq.smoke_sim) as one
+"""Snakemake `script:` entry point: regenerate the SMOKE plumes (approxeq.data.smoke_sim) as one
 `sim_KK.npz` (+ `.json` sidecar) per output; the outputs name the simulations k to run."""
 import re
 from pathlib import Path
 
 import torch
 
-from approxeq.logs import redirect_to_log
-from approxeq.smoke_sim import SmokeConfig, generate
+from approxeq.data.smoke_files import generate
+from approxeq.data.smoke_sim import SmokeConfig
+from approxeq.runtime.logs import redirect_to_log
 
 
 def simulations_of(outputs) -> tuple[Path, list[int]]:

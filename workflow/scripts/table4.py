@@ -2,9 +2,14 @@
 fragment, our mean (std) over seeds beside the paper's values."""
 import pandas as pd
 
-from approxeq.logs import redirect_to_log
-from approxeq.reporting import not_trained_notes, source_row_classes, write_table
-from approxeq.tables import chance_note, compare_with_paper, summarise, wide_table
+from approxeq.report.reporting import not_trained_notes, source_row_classes, write_table
+from approxeq.report.tables import (
+    chance_note,
+    compare_with_paper,
+    summarise,
+    wide_table,
+)
+from approxeq.runtime.logs import redirect_to_log
 
 
 def main(runs_csv, paper_csv, groups, labels, not_trained, quick, templates, out, log_path):

@@ -2,10 +2,20 @@
 its per-run details (rotated test set, AUC, latent equivariance)."""
 import pandas as pd
 
-from approxeq.io import write_text_atomic
-from approxeq.logs import redirect_to_log
-from approxeq.reporting import not_trained_notes, render_table, source_row_classes, write_table
-from approxeq.tables import chance_note, collect_metrics, medmnist_details, medmnist_table
+from approxeq.report.reporting import (
+    not_trained_notes,
+    render_table,
+    source_row_classes,
+    write_table,
+)
+from approxeq.report.tables import (
+    chance_note,
+    collect_metrics,
+    medmnist_details,
+    medmnist_table,
+)
+from approxeq.runtime.io import write_text_atomic
+from approxeq.runtime.logs import redirect_to_log
 
 
 def main(metric_files, paper_csv, flags, labels, augs, not_trained, quick, templates, out, log_path):

@@ -1,9 +1,9 @@
 """Snakemake `script:` entry point: Table 6 (SMOKE RMSE, Future / Domain) as CSV, LaTeX and HTML."""
 import pandas as pd
 
-from approxeq.logs import redirect_to_log
-from approxeq.reporting import not_trained_notes, source_row_classes, write_table
-from approxeq.tables import collect_metrics, smoke_table
+from approxeq.report.reporting import not_trained_notes, source_row_classes, write_table
+from approxeq.report.tables import collect_metrics, smoke_table
+from approxeq.runtime.logs import redirect_to_log
 
 
 def main(metric_files, paper_csv, labels, horizons, test_horizon, not_trained, quick, templates, out, log_path):

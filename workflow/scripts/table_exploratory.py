@@ -2,11 +2,11 @@
 representation, per run, with mean and std) as CSV, LaTeX and an HTML fragment."""
 import pandas as pd
 
-from approxeq.io import read_json
-from approxeq.logs import redirect_to_log
-from approxeq.reporting import write_table
-from approxeq.scorecard import EXPLORATORY
-from approxeq.tables import exploratory_table
+from approxeq.report.reporting import write_table
+from approxeq.report.scorecard import EXPLORATORY
+from approxeq.report.tables import exploratory_table
+from approxeq.runtime.io import read_json
+from approxeq.runtime.logs import redirect_to_log
 
 TITLES = {"tmnist": "Table 1: TMNIST autoencoder, C2, d = 42",
           "mnist_d3": "Table 2: MNIST autoencoder, D3 ≅ S3, d = 30",

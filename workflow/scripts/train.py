@@ -15,9 +15,9 @@ import json
 import time
 from pathlib import Path
 
-from approxeq.devices import acquire_device, default_lock_dir, torch_device
-from approxeq.io import run_folder_lock
-from approxeq.logs import redirect_to_log
+from approxeq.runtime.devices import acquire_device, default_lock_dir, torch_device
+from approxeq.runtime.io import run_folder_lock
+from approxeq.runtime.logs import redirect_to_log
 
 
 def main(run: dict, threads: int, lock_dir, output: dict, log_path: str,
@@ -29,9 +29,14 @@ def main(run: dict, threads: int, lock_dir, output: dict, log_path: str,
         import torch
 
         from approxeq.experiments import evaluate_experiment, setup_experiment
-        from approxeq.identity import code_fingerprint, input_hashes
-        from approxeq.io import write_json_atomic
-        from approxeq.train import TrainConfig, save_atomic, seed_everything, train
+        from approxeq.method.train import (
+            TrainConfig,
+            save_atomic,
+            seed_everything,
+            train,
+        )
+        from approxeq.runtime.identity import code_fingerprint, input_hashes
+        from approxeq.runtime.io import write_json_atomic
 
         device = torch_device(lease)
         torch.set_num_threads(threads)

@@ -1,0 +1,47 @@
+"""CIFAR10 (Section 4.3, Table 3): classification with C4 turning the images."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from approxeq.algebra.actions import trivial_action
+from approxeq.experiments.base import (
+    ExperimentSetup,
+    augments_per_epoch,
+    group_element_views,
+)
+from approxeq.experiments.exploratory import learned_setup
+from approxeq.method.evaluate import accuracy
+
+
+def setup(run: dict, device: torch.device) -> ExperimentSetup:
+    """C4 acting on 32×32 RGB images by quarter turns; labels invariant."""
+    from approxeq.algebra.actions import image_action
+    from approxeq.algebra.groups import group_from_name
+    from approxeq.data.cifar10 import load_cifar10
+
+    data = load_cifar10(run["data"])
+    sizes = run["sizes"]
+
+    def tensors(images, labels, count):
+        x = torch.from_numpy(images[:count]).permute(0, 3, 1, 2).float().div_(255).to(device)
+        return x, torch.from_numpy(labels[:count]).long().to(device)
+
+    n_train = sizes["train"]
+    splits = {
+        "train": tensors(data["train_images"], data["train_labels"], n_train),
+        "val": tensors(data["train_images"][n_train:], data["train_labels"][n_train:], sizes["val"]),
+        "test": tensors(data["test_images"], data["test_labels"], sizes["test"]),
+    }
+    group = group_from_name(run["group"])
+    action = image_action(group, 32).to(device)
+
+    def metric(model, x, y):
+        return accuracy(model, x, y)
+
+    # per epoch: every training image turned by a fresh quarter turn (the authors' x1)
+    epoch_views = (group_element_views(splits["train"][0], group.order, action)
+                   if augments_per_epoch(run) else None)
+    return learned_setup(run, device, splits, action, trivial_action, F.cross_entropy, metric,
+                         "accuracy", maximize=True, synthetic=bool(data["synthetic"]), n_classes=10,
+                         epoch_views=epoch_views)

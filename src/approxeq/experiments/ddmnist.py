@@ -1,0 +1,141 @@
+"""DDMNIST (paper Section 6.1, Table 4): two MNIST digits on one canvas, G×G acting one factor per
+digit; per-epoch augmentation of the clean pairs (docs/ddmnist-protocol.md)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from approxeq.algebra.actions import trivial_action
+from approxeq.algebra.representations import apply_matrices, latent_representation
+from approxeq.data import ddmnist as ddmnist_data
+from approxeq.experiments.base import ExperimentSetup
+from approxeq.method.evaluate import accuracy, latent_equivariance_error
+from approxeq.method.loss import LossWeights, method_objective
+from approxeq.method.train import EpochViews, TaskData
+from approxeq.nn.networks import DDMNIST_PLACEMENTS, ddmnist_latent_encoder
+from approxeq.nn.registry import build_model, takes_group
+
+# Validation images on which every epoch records the latent diagnostics (a fixed seeded subset,
+# small next to an epoch of training).
+DDMNIST_DIAGNOSTIC_SAMPLES = 512
+
+
+def setup(run: dict, device: torch.device) -> ExperimentSetup:
+    """run: data (DDMNIST file), group (C4/D1/D4), network, weights (task, shift, equivariance),
+    latent (placement: where ρ_Z acts, a key of nn.networks.DDMNIST_PLACEMENTS; penalty: "mse" or
+    "normalised", see loss.equivariance_penalty)."""
+    data_path, group, network = run["data"], run["group"], run["network"]
+    if "latent" not in run:
+        raise KeyError("DDMNIST run settings lack 'latent' ({placement, penalty}); runs trained "
+                       "before the latent study must be trained again")
+    placement, penalty = run["latent"]["placement"], run["latent"]["penalty"]
+    splits, meta = ddmnist_data.load_ddmnist(data_path)
+    if meta["group"] != group:
+        raise ValueError(f"{data_path} holds DDMNIST for {meta['group']}, not {group}")
+    canvas = ddmnist_data.Canvas(**meta["canvas"])
+    product = ddmnist_data.product_group(group)
+    input_action = ddmnist_data.pair_action(group, canvas).to(device)
+    rep = latent_representation(product, network["latent_dim"]).to(device)
+
+    def tensors(split: str, images: str = "images"):
+        x = torch.from_numpy(splits[split][images]).unsqueeze(1).to(device)  # uint8 N×1×H×W
+        return x, torch.from_numpy(splits[split]["labels"]).to(device)
+
+    # (x/255 − mean)/std; mean 0, std 1 (the default) is x/255
+    normalisation = {"mean": 0.0, "std": 1.0, **run.get("normalisation", {})}
+    mean, std = float(normalisation["mean"]), float(normalisation["std"])
+
+    def prepare(x: torch.Tensor) -> torch.Tensor:
+        x = x.float().div_(255.0)
+        return x if (mean, std) == (0.0, 1.0) else x.sub_(mean).div_(std)
+
+    def metric(model, x, y):
+        return accuracy(model, x, y, prepare)
+
+    def latent_action(z, g):
+        return apply_matrices(rep, g, z)
+
+    x_train, y_train = tensors("train")
+    x_val, y_val = tensors("val")
+    x_test, y_test = tensors("test")
+    per_group = {"group": group} if takes_group(network["name"]) else {}  # a steerable baseline
+    model = build_model(network["name"], latent=placement, **per_group,
+                        **{k: v for k, v in network.items() if k != "name"})
+    objective = method_objective(LossWeights(**run["weights"]), F.cross_entropy, input_action,
+                                 latent_action, trivial_action, penalty=penalty)
+    chosen = torch.randperm(len(x_val), generator=torch.Generator().manual_seed(run["seed"]))
+    x_diagnostic = x_val[chosen[:DDMNIST_DIAGNOSTIC_SAMPLES].to(device)]
+
+    def epoch_metrics(trained) -> dict:
+        """Latent norm, MSE and relative equivariance error at the run's placement, per epoch. Eval
+        mode, no gradients, its own generator: training draws exactly what it would without it."""
+        error = latent_equivariance_error(trained, x_diagnostic, product.order, input_action,
+                                          latent_action, prepare, seed=run["seed"])
+        return {f"val_{k}": v for k, v in error.items()}
+
+    def extra_metrics(trained) -> dict:
+        """The same diagnostics at every placement on the transformed test set: one network's
+        equivariance where the penalty acts and where the head reads it."""
+        metrics = {}
+        for where in DDMNIST_PLACEMENTS:
+            error = latent_equivariance_error(ddmnist_latent_encoder(trained, where), x_test,
+                                              product.order, input_action, latent_action, prepare,
+                                              seed=run["seed"])
+            metrics.update({f"{k}_at_{where}": v for k, v in error.items()})
+        metrics.update(placement=placement, penalty=penalty)
+        return metrics
+
+    data = TaskData(x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val,
+                    group_order=product.order, objective=objective, val_metric=metric,
+                    prepare=prepare, maximize=True, epoch_metrics=epoch_metrics,
+                    epoch_views=ddmnist_epoch_views(run, meta, canvas, splits["train"]["clean"], device))
+    return ExperimentSetup(model=model.to(device), data=data,
+                           test_sets={"test": (x_test, y_test), "test_clean": tensors("test", "clean")},
+                           test_metric=metric, metric_name="accuracy",
+                           synthetic=bool(meta.get("synthetic", False)),
+                           input_action=input_action, latent_action=latent_action,
+                           extra_metrics=extra_metrics, n_classes=network["n_classes"])
+
+
+# DDMNIST's augmentation when a run does not say (runs of library users and older settings): the
+# data set's one stored draw, and the method's second view g·x formed exactly.
+DDMNIST_AUGMENTATION = {"per_epoch": False, "second_view": "exact", "angle": "integer"}
+
+
+def ddmnist_epoch_views(run: dict, meta: dict, canvas, clean_train, device):
+    """The trainer's epoch_views for DDMNIST, or None (the data set's one stored draw, g·x exact).
+
+    per_epoch: every epoch each training pair gets a fresh element per digit of G×G and, where the
+    data set has artefacts, fresh angles (`angle`: integer or real degrees), applied to the clean
+    digits, as both public codebases augment when a sample is fetched. second_view "authors": the
+    method's pair is x1 and a fresh element g of G×G applied to x1's digits with artefacts of its
+    own (the authors' PairedD4xD4DDMNIST), g being the element of the latent term; "exact": the
+    objective forms g·x1 by the exact permutation."""
+    settings = {**DDMNIST_AUGMENTATION, **run.get("augmentation", {})}
+    if settings["second_view"] not in ("exact", "authors"):
+        raise ValueError(f"unknown second_view {settings['second_view']!r}; known: ['exact', 'authors']")
+    if not settings["per_epoch"]:
+        if settings["second_view"] == "authors":
+            raise ValueError("second_view 'authors' needs per_epoch: true (it transforms the epoch's "
+                             "fresh first view again)")
+        return None
+    if "artefacts" not in meta:
+        raise KeyError(f"{run['data']} does not record whether its group has artefacts; rebuild it")
+    augment = ddmnist_data.PairAugmentation(meta["group"], canvas, bool(meta["artefacts"]), device)
+    order = augment.factor.order ** 2
+    clean_train = torch.from_numpy(clean_train).unsqueeze(1).to(device)  # uint8 N×1×H×W, as x_train
+
+    def angles(n: int, generator: torch.Generator):
+        if not augment.artefacts:
+            return None
+        return ddmnist_data.draw_artefact_angles((n, 2), generator, settings["angle"]).to(device)
+
+    def epoch_views(generator: torch.Generator, elements: torch.Tensor):
+        n = len(clean_train)
+        first = torch.randint(order, (n,), generator=generator).to(device)
+        x1 = augment(clean_train, first, angles(n, generator))
+        if settings["second_view"] == "exact":
+            return EpochViews(x1)
+        return EpochViews(x1, gx=augment(x1, elements, angles(n, generator)))
+
+    return epoch_views

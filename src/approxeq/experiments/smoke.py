@@ -1,0 +1,131 @@
+"""SMOKE autoregression (paper Section 6.3, appendix C.3) as an experiment of the shared trainer.
+
+A sample is a window (simulation k, time t) into the stored velocity frames; the input is 10
+frames × 2 components, the model predicts one frame at a time and is rolled out autoregressively.
+The method's loss, with C4 acting on inputs and targets by rotating grid and vectors and on the
+hidden×H×W latent by rotating the grid:
+
+    L = w_task · MSE(rollout(x), y) + w_shift · MSE(F(g·x), g·y₁) + λ · MSE(E(g·x), rot_g E(x))
+
+(w_shift on the first predicted frame only, as the authors' code). The augmented CNN of config.yaml
+is this loss with λ = 0 (method.md; the authors' `--lambda_t=0`); `augment` instead trains the task
+term on whole rotated windows (g·x, g·y); the plain CNN trains on (x, y).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from approxeq.algebra.velocity import rotate_grid, rotate_velocity
+from approxeq.data.smoke_data import RMSEAccumulator, rollout
+from approxeq.experiments.base import ExperimentSetup
+from approxeq.method.loss import LossWeights, method_loss
+from approxeq.method.train import TaskData
+from approxeq.nn.encoder_head import EncoderHead
+from approxeq.nn.registry import build_model, takes_argument
+
+FRAME_CHANNELS = 2
+
+
+@dataclass(frozen=True)
+class SmokeWeights:
+    task: float = 1.0
+    shift: float = 0.0  # on the first predicted frame of g·x
+    equivariance: float = 0.0  # λ
+    augment: bool = False  # train the task term on randomly rotated windows
+
+
+def smoke_objective(weights: SmokeWeights, targets_of, horizon: int):
+    """The method's loss (loss.method_loss) on windows: `targets_of(windows, horizon)` gathers the
+    target frames, the one-step prediction is rolled out to `horizon` frames, and the shifted term
+    compares F(g·x) with the first rotated target frame."""
+    method_weights = LossWeights(weights.task, weights.shift, weights.equivariance)
+
+    def predict(model: EncoderHead, first: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if horizon == 1:
+            return first
+        window = torch.cat([x[:, FRAME_CHANNELS:], first], 1)
+        return torch.cat([first, rollout(model, window, horizon - 1)], 1)
+
+    def objective(model: EncoderHead, x: torch.Tensor, windows: torch.Tensor, g: torch.Tensor):
+        y = targets_of(windows, horizon)
+        if weights.augment:  # the augmented CNN: the task term on randomly rotated windows
+            x, y = rotate_velocity(x, g), rotate_velocity(y, g)
+        # the ConvNet's latent turns with the grid; a baseline brings its latent's own action
+        latent_action = getattr(model, "latent_action", rotate_grid)
+        return method_loss(model, x, y, g, method_weights, F.mse_loss, rotate_velocity, latent_action,
+                           rotate_velocity, predict=predict,
+                           shift_target=lambda target: target[:, :FRAME_CHANNELS])
+    return objective
+
+
+@torch.no_grad()
+def rollout_rmse(model: EncoderHead, windows: torch.Tensor, inputs_of, targets_of, horizon: int,
+                 batch_size: int = 16) -> float:
+    """RMSE of `horizon`-step rollouts over `windows` (protocols.md: per batch the mean over steps
+    of the MSE, averaged over batches, then the square root)."""
+    was_training = model.training
+    model.eval()
+    accumulator = RMSEAccumulator()
+    for i in range(0, len(windows), batch_size):
+        batch = windows[i:i + batch_size]
+        accumulator.update(rollout(model, inputs_of(batch), horizon), targets_of(batch, horizon))
+    model.train(was_training)
+    return accumulator.value()
+
+
+def setup(run: dict, device: torch.device) -> ExperimentSetup:
+    """run: data (folder of sim_KK.npz), splits (SmokeSplits fields), horizons, network, weights."""
+    from pathlib import Path
+
+    from approxeq.data.smoke_data import SmokeSplits, gather_windows, split_windows
+    from approxeq.data.smoke_files import load_simulation
+
+    splits = SmokeSplits.from_config(run["splits"])
+    paths = sorted(Path(run["data"]).glob("sim_*.npz"))
+    loaded = [load_simulation(p) for p in paths]
+    ks = [int(meta["k"]) for _, meta in loaded]
+    frames = torch.stack([torch.from_numpy(arrays["velocity"]) for arrays, _ in loaded]).to(device)
+    index_of_k = {k: i for i, k in enumerate(ks)}
+    longest = max(run["horizons"])  # test windows must hold the longest rollout that is reported
+    horizons = {"train": splits.train_horizon, "val": splits.train_horizon, "future": longest,
+                "domain": longest}
+    windows = {name: w.to(device) for name, w in split_windows(splits, frames.shape[1], horizons).items()}
+
+    def inputs_of(batch):
+        return gather_windows(frames, index_of_k, batch, splits.frame_offset, splits.input_frames)
+
+    def targets_of(batch, horizon):
+        return gather_windows(frames, index_of_k, batch, splits.frame_offset + splits.input_frames, horizon)
+
+    def val_rmse(model, x, y):
+        return rollout_rmse(model, y, inputs_of, targets_of, splits.train_horizon)
+
+    network = run["network"]
+    # a network that reads the whole frame (the MLP, Lift's MLP) is told the grid's side
+    grid = {"grid": frames.shape[-1]} if takes_argument(network["name"], "grid") else {}
+    model = build_model(network["name"], **grid, **{k: v for k, v in network.items() if k != "name"}).to(device)
+    if getattr(model, "latent_action", rotate_grid) is None and run["weights"].get("equivariance", 0.0) > 0:
+        raise ValueError(f"network {network['name']!r} has no latent action: its latent equivariance "
+                         "weight must be 0")
+    objective = smoke_objective(SmokeWeights(**run["weights"]), targets_of, splits.train_horizon)
+    data = TaskData(x_train=windows["train"], y_train=windows["train"], x_val=windows["val"],
+                    y_val=windows["val"], group_order=4, objective=objective, val_metric=val_rmse,
+                    prepare=inputs_of, maximize=False)
+    # The trainer gathers inputs with `prepare`; targets travel as window indices (y = windows).
+    def extra_metrics(trained) -> dict:  # RMSE at every configured test horizon
+        return {f"{name}_rmse_h{h}": rollout_rmse(trained, windows[name], inputs_of, targets_of, h)
+                for name in ("future", "domain") for h in run["horizons"]}
+
+    return ExperimentSetup(
+        model=model, data=data,
+        test_sets={name: (windows[name], windows[name]) for name in ("future", "domain")},
+        test_metric=val_rmse, metric_name="rmse", synthetic=False,
+        input_action=rotate_velocity, output_action=rotate_velocity,
+        # the ConvNet's latent is acted on by turning the grid; a baseline brings its own (E2CNN:
+        # grid and regular fields, baselines.e2cnn_latent_action), or None where its latent
+        # carries no action (the MLP: no latent equivariance is measured)
+        latent_action=getattr(model, "latent_action", rotate_grid),
+        extra_metrics=extra_metrics)

@@ -1,0 +1,108 @@
+"""The method's loss: the latent term vanishes exactly for equivariant encoders, and λ = 0 is the
+augmented baseline."""
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from approxeq.algebra.actions import image_action, trivial_action
+from approxeq.algebra.groups import group_from_name
+from approxeq.algebra.representations import apply_matrices, latent_representation
+from approxeq.data.ddmnist import pair_action
+from approxeq.method.loss import LossWeights, method_loss
+from approxeq.nn.encoder_head import EncoderHead, count_parameters
+from approxeq.nn.networks import ddmnist_cnn
+
+
+class OrbitEncoder(nn.Module):
+    """Equivariant by construction: E(x)_{c,h} = f_c(T(h⁻¹) x), so E(T(g)x) = ρ_reg(g)^{⊕m} E(x);
+    plus invariant coordinates (means of f over the orbit) for the trivial part."""
+
+    def __init__(self, group, action, copies, trivial, size):
+        super().__init__()
+        self.group, self.action, self.copies, self.trivial = group, action, copies, trivial
+        self.f = nn.Linear(size * size, copies)
+
+    def forward(self, x):
+        n = self.group.order
+        views = [self.action(x, torch.full((len(x),), int(self.group.inverses[h]))) for h in range(n)]
+        responses = torch.stack([self.f(v.flatten(1)) for v in views], dim=2)  # B × copies × |G|
+        regular = responses.flatten(1)  # copy-major: block c holds (f_c(T(h⁻¹)x))_h
+        invariant = responses.mean(2)[:, : self.trivial]
+        return torch.cat([regular, invariant], 1)
+
+
+def setup(group_name="D4", size=6, copies=3, trivial=2):
+    group = group_from_name(group_name)
+    action = image_action(group, size)
+    encoder = OrbitEncoder(group, action, copies, trivial, size)
+    d = copies * group.order + trivial
+    model = EncoderHead(encoder, nn.Linear(d, 5), d)
+    rep = latent_representation(group, d, copies=copies)
+    latent_action = lambda z, g: apply_matrices(rep, g, z)  # noqa: E731
+    x = torch.randn(16, 1, size, size)
+    y = torch.randint(5, (16,))
+    g = torch.randint(group.order, (16,))
+    return model, action, latent_action, x, y, g
+
+
+@pytest.mark.parametrize("group_name", ["C4", "D1", "D4"])
+def test_latent_term_is_zero_for_an_equivariant_encoder(group_name):
+    model, action, latent_action, x, y, g = setup(group_name)
+    _, terms = method_loss(model, x, y, g, LossWeights(1, 0, 1), F.cross_entropy, action,
+                           latent_action, trivial_action)
+    assert terms["equivariance"] < 1e-10
+
+
+def test_latent_term_is_positive_for_a_generic_encoder():
+    group = group_from_name("C4xC4")
+    model = ddmnist_cnn()
+    rep = latent_representation(group, 66)
+    x = torch.rand(8, 1, 56, 56)
+    g = torch.arange(8) + 1  # no identity
+    _, terms = method_loss(model, x, torch.zeros(8, dtype=torch.long), g, LossWeights(1, 0, 1),
+                           F.cross_entropy, pair_action("C4"), lambda z, h: apply_matrices(rep, h, z),
+                           trivial_action)
+    assert terms["equivariance"] > 1e-6
+
+
+def test_lambda_zero_is_the_augmented_baseline():
+    model, action, latent_action, x, y, g = setup("D4")
+    weights = LossWeights(task=0.5, shift=0.5, equivariance=0.0)
+    total, terms = method_loss(model, x, y, g, weights, F.cross_entropy, action, latent_action,
+                               trivial_action)
+    expected = 0.5 * F.cross_entropy(model(x), y) + 0.5 * F.cross_entropy(model(action(x, g)), y)
+    assert torch.equal(total, expected)
+    assert "equivariance" not in terms
+
+
+def test_plain_cnn_never_transforms_the_input():
+    model, _, latent_action, x, y, g = setup("C4")
+
+    def exploding_action(x, g):
+        raise AssertionError("the plain CNN must not compute g·x")
+
+    total, terms = method_loss(model, x, y, g, LossWeights(1, 0, 0), F.cross_entropy,
+                               exploding_action, latent_action, trivial_action)
+    assert torch.equal(total, F.cross_entropy(model(x), y))
+    assert set(terms) == {"task"}
+
+
+def test_gradients_flow_into_the_encoder_from_the_latent_term():
+    model2 = ddmnist_cnn()
+    rep = latent_representation(group_from_name("C4xC4"), 66)
+    xs = torch.rand(4, 1, 56, 56)
+    loss, _ = method_loss(model2, xs, torch.zeros(4, dtype=torch.long), torch.tensor([1, 2, 3, 5]),
+                          LossWeights(0, 0, 1), F.cross_entropy, pair_action("C4"),
+                          lambda z, h: apply_matrices(rep, h, z), trivial_action)
+    loss.backward()
+    assert model2.encoder[1][0].weight.grad.abs().sum() > 0
+    assert model2.head[2].weight.grad.abs().sum() == 0  # the latent term does not reach the head
+
+
+def test_ddmnist_cnn_shapes_and_parameter_count():
+    model = ddmnist_cnn()
+    x = torch.rand(2, 1, 56, 56)
+    assert model.encoder(x).shape == (2, 66)
+    assert model(x).shape == (2, 100)
+    assert 30_000 < count_parameters(model) < 40_000  # the paper's 0.03 M

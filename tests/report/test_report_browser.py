@@ -1,0 +1,111 @@
+"""The report as a reader sees it: a tiny report built from hand-made inputs (known scorecard),
+rendered by the report script and checked in headless Chromium (skipped, saying so, where no
+Chromium is installed). The quick run's report gets the same checks in test_workflow.py."""
+import json
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
+from browser import check_report, require_chromium, screenshot  # noqa: E402
+from snakemake.utils import validate  # noqa: E402
+
+from approxeq.report import scorecard as sc  # noqa: E402
+from approxeq.report.reporting import render_table  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
+import report as report_script  # noqa: E402
+
+ARTEFACTS = ROOT / "results" / "browser"
+
+
+def figure(path: Path, width_in: float) -> str:
+    fig, ax = plt.subplots(figsize=(width_in, 2))
+    ax.plot([0, 1], [0, 1])
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return str(path)
+
+
+def tiny_inputs(tmp_path: Path) -> tuple[dict, dict, pd.DataFrame]:
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    validate(config, str(ROOT / "workflow/schemas/config.schema.yaml"))
+    config["report"] = str(tmp_path / "reports/report.html")
+    paper = {n: pd.read_csv(ROOT / f"workflow/paper/table{n}.csv") for n in range(1, 7)}
+    ddmnist = pd.DataFrame([dict(experiment="ddmnist", group=g, model=m, seed=s, test_accuracy=acc + 0.001 * s,
+                                 test_clean_accuracy=acc, parameters=33742, synthetic=False, train_seconds=12.5)
+                            for g, m, acc, seeds in [("C4", "cnn", 0.907, 2), ("D1", "cnn", 0.5, 1),
+                                                     ("C4", "ours", 0.915, 2)]
+                            for s in range(seeds)])
+    ours1 = pd.DataFrame({"run": ["1", "2", "mean", "std"], "eig 1": [22, 21, 21.5, 0.7],
+                          "eig -1": [20, 21, 20.5, 0.7], "synthetic": [False] * 4})
+    rows = (sc.exploratory_rows(1, ours1, paper[1]) + sc.exploratory_rows(2, None, paper[2])
+            + sc.exploratory_rows(3, None, paper[3]) + sc.ddmnist_rows(ddmnist, paper[4])
+            + sc.medmnist_rows(None, paper[5], {f: f[:-7].capitalize() + "3D" for f in
+                                               ("nodulemnist3d", "synapsemnist3d", "organmnist3d")})
+            + sc.smoke_rows(None, paper[6], 6))
+    card = sc.verdicts(rows, quick=False)
+    files = tmp_path / "results"
+    files.mkdir()
+    inputs = {"scorecard": files / "scorecard.csv", "runs": files / "ddmnist_runs.csv",
+              "exploratory_runs": files / "exploratory_runs.csv"}
+    card.to_csv(inputs["scorecard"], index=False)
+    ddmnist.to_csv(inputs["runs"], index=False)
+    pd.DataFrame([dict(experiment="tmnist", group="C2", model="learned", seed=0, test_algebra=5e-6,
+                       synthetic=False)]).to_csv(inputs["exploratory_runs"], index=False)
+    wide = pd.DataFrame({f"column_{i}": [0.123456, 7.0] for i in range(18)}).assign(model=["cnn", "ours"])
+    for name in ("table1", "table2", "table3", "table4", "table5", "table5_details", "table6", "latent_study"):
+        inputs[f"{name}_csv"] = files / f"{name}.csv"
+        wide.to_csv(inputs[f"{name}_csv"], index=False)
+        inputs[f"{name}_html"] = files / f"{name}.html"
+        notes = ["SYNTHETIC DATA: stand-in."] if name == "table5" else []
+        inputs[f"{name}_html"].write_text(render_table(wide, f"{name}, 19 columns", notes + ["A note."]))
+    for name in ("fig_examples", "fig_training", "fig3", "fig4", "fig5", "fig2", "fig7", "fig_medmnist",
+                 "fig_latent_study"):
+        inputs[name] = figure(files / f"{name}.png", 30 if name == "fig3" else 6)  # one 3000 px wide
+    metrics = files / "metrics.json"
+    metrics.write_text(json.dumps(dict(experiment="ddmnist", group="C4", model="cnn", seed=0, device="cpu",
+                                       train_seconds=1.5, epochs_run=3, best_epoch=2)))
+    inputs["metrics"] = [str(metrics)]
+    inputs["data"] = [str(inputs["runs"])]
+    return {k: str(v) if isinstance(v, Path) else v for k, v in inputs.items()}, config, card
+
+
+def build_tiny_report(tmp_path: Path) -> tuple[Path, pd.DataFrame]:
+    inputs, config, card = tiny_inputs(tmp_path)
+    report_script.main(inputs, config, str(ROOT / "reports/templates"), str(ROOT), config["report"],
+                       str(tmp_path / "report.log"))
+    return Path(config["report"]), card
+
+
+def test_tiny_report_holds_the_scorecard_and_the_papers_order(tmp_path):
+    html_path, card = build_tiny_report(tmp_path)
+    html = html_path.read_text()
+    counts = sc.counts(card)
+    # Table 1: 2 numbers (+1 within, −1 within); Table 4: CNN C4 within, CNN D1 outside, Ours C4 within
+    assert counts == {sc.WITHIN: 4, sc.OUTSIDE: 1, sc.QUICK: 0, sc.SYNTHETIC: 0, sc.NOT_RUN: len(card) - 5}
+    assert html.count('class="scorecard-row"') == len(card)
+    for verdict, n in counts.items():
+        assert f'data-verdict="{verdict}">{verdict}: <strong>{n}</strong>' in html
+    order = [html.index(f'id="{anchor}"') for anchor in
+             ("scorecard", "section4", "table1", "table2", "table3", "figure3", "figure4", "figure5",
+              "section6", "table4", "figure6", "table5", "table6", "figure2", "figure7", "methods", "provenance")]
+    assert order == sorted(order)
+    # not a quick run: no QUICK RUN banner or section mark; the one synthetic table marked, and only it
+    assert "<strong>QUICK RUN</strong>" not in html and 'title="QUICK RUN"' not in html
+    assert html.count('title="SYNTHETIC DATA: stand-in."') == 1
+    # a single seed's std is "–", in the scorecard and in the compact Table 4
+    assert "<td>0.500 (–)</td><td>1</td>" in html and '<span class="ours">0.500 (–)</span>' in html
+
+
+def test_tiny_report_in_chromium(tmp_path):
+    chromium = require_chromium()
+    html_path, card = build_tiny_report(tmp_path)
+    check_report(chromium, html_path, tmp_path, expected_rows=len(card))
+    png = screenshot(chromium, html_path, ARTEFACTS / "report_tiny_first_screen.png")
+    assert png.stat().st_size > 10_000
