@@ -1,0 +1,1 @@
+"""Finite groups as data, their characters and representations, and their actions on data."""

@@ -1,0 +1,1 @@
+"""Networks: the EncoderHead shape, the method's networks, the equivariant baselines, the registry."""

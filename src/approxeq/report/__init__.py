@@ -1,0 +1,1 @@
+"""Tables, figures, the scorecard and the report page, from the runs' metrics."""
