@@ -201,7 +201,7 @@ def check_latent_study(ddm: dict) -> None:
     """The study's model and baseline must be configured DDMNIST models, its groups built DDMNIST
     groups, the model's λ > 0 there (else every penalty form is the CNN), and no variant name may
     shadow a configured model."""
-    from approxeq.report.latent_study import study_variants
+    from approxeq.experiments.ddmnist import study_variants
 
     study = ddm.get("latent_study")
     if not study:

@@ -20,19 +20,18 @@ from approxeq.algebra.representations import apply_matrices, latent_representati
 from approxeq.config import ConfigError, check_config
 from approxeq.data.ddmnist import build_ddmnist, save_ddmnist
 from approxeq.experiments import setup_experiment
+from approxeq.experiments.ddmnist import (
+    model_settings,
+    study_cells,
+    study_placements,
+    study_variants,
+)
 from approxeq.method.evaluate import latent_equivariance_error
 from approxeq.method.loss import LossWeights, equivariance_penalty, method_loss
 from approxeq.method.train import TrainConfig, seed_everything, train
 from approxeq.nn.encoder_head import EncoderHead
 from approxeq.nn.networks import DDMNIST_PLACEMENTS, ddmnist_cnn, ddmnist_latent_encoder
-from approxeq.report.latent_study import (
-    model_settings,
-    shown_table,
-    study_cells,
-    study_placements,
-    study_table,
-    study_variants,
-)
+from approxeq.report.latent_study import shown_table, study_table
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 

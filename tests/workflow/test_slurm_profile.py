@@ -13,7 +13,7 @@ import pytest
 import yaml
 from snakemake.utils import update_config
 
-from approxeq.report.latent_study import study_variants
+from approxeq.experiments.ddmnist import study_variants
 
 pytest.importorskip("snakemake_executor_plugin_slurm",
                     reason="snakemake-executor-plugin-slurm is not installed")

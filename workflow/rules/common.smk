@@ -10,10 +10,13 @@ sys.path.insert(0, SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, (SRC, os.getenv("PYTHONPATH")))))
 
 from approxeq.config import check_config, validate_config  # noqa: E402
+from approxeq.experiments import run_settings as experiment_run_settings  # noqa: E402
+from approxeq.experiments.base import model_network  # noqa: E402
+from approxeq.experiments.ddmnist import model_settings, study_cells  # noqa: E402
+from approxeq.experiments.exploratory import LEARNED  # noqa: E402
 from approxeq.nn.registry import missing_package, network_problem  # noqa: E402
 from snakemake.exceptions import WorkflowError  # noqa: E402
 from snakemake.logging import logger  # noqa: E402
-from approxeq.report.latent_study import model_settings, study_cells  # noqa: E402
 
 validate_config(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
 check_config(config)
@@ -49,7 +52,7 @@ def models_not_buildable(block):
     """{model: why} for the models of an experiment block whose network needs a package this
     environment lacks (escnn for the baselines): they are left out of the default targets."""
     return {name: problem for name, settings in block["models"].items()
-            if (problem := missing_package({**block["network"], **settings.get("network", {})}["name"]))}
+            if (problem := missing_package(model_network(block, settings)["name"]))}
 
 
 # Models that cannot be trained in this environment: the default targets still build, with these
@@ -130,7 +133,6 @@ def latent_study_labels():
 EXPLORATORY = config["exploratory"]["experiments"]
 TMNIST_DIR = config["tmnist"]["dir"]
 CIFAR10_DIR = config["cifar10"]["dir"]
-LEARNED = "learned"  # the model name of exploratory runs (the representation is learned)
 SMOKE = config["smoke"]
 SMOKE_DIR = f"{RESULTS}/data/smoke"
 
@@ -206,10 +208,10 @@ def require_network(wildcards):
     """Stop before any job when a run needs an optional network whose package is missing (escnn
     for the baselines), with the model key and how to install it; other targets still build."""
     if wildcards.experiment == "ddmnist":
-        network = {**DDM["network"], **model_settings(DDM, wildcards.model).get("network", {})}
+        network = model_network(DDM, model_settings(DDM, wildcards.model))
         key = f"ddmnist.models.{wildcards.model}"
     elif wildcards.experiment == "smoke":
-        network = {**SMOKE["network"], **SMOKE["models"][wildcards.model].get("network", {})}
+        network = model_network(SMOKE, SMOKE["models"][wildcards.model])
         key = f"smoke.models.{wildcards.model}"
     else:
         return
@@ -236,116 +238,17 @@ def dataset_for(wildcards):
     raise ValueError(f"no dataset rule for experiment {wildcards.experiment!r}")
 
 
-def run_settings(wildcards):
-    """Everything a training job needs, as one dict (also written into its train.json)."""
+def run_data(wildcards):
+    """The file or folder a run reads: a data folder is named by its record file in dataset_for
+    (source.json, <flag>.json), SMOKE by its simulations' folder."""
     if wildcards.experiment == "smoke":
-        return smoke_run_settings(wildcards)
-    if wildcards.experiment in MEDMNIST["datasets"]:
-        return medmnist_run_settings(wildcards)
-    if wildcards.experiment != "ddmnist":
-        return learned_run_settings(wildcards)
-    model = model_settings(DDM, wildcards.model)  # a configured model or a latent-study variant
-    training = DDM["training"]
-    return {
-        "experiment": wildcards.experiment,
-        "group": wildcards.group,
-        "model": wildcards.model,
-        "seed": int(wildcards.seed),
-        "data": dataset_for(wildcards),
-        "network": {**DDM["network"], **model.get("network", {})},
-        "lr": model["lr"][wildcards.group],
-        "weights": {
-            "task": model["weights"]["task"],
-            "shift": model["weights"]["shift"],
-            "equivariance": model["lambda"][wildcards.group],
-        },
-        "latent": dict(model["latent"]),
-        "augmentation": dict(DDM["augmentation"]),
-        "normalisation": dict(DDM["normalisation"]),
-        "batch_size": training["batch_size"],
-        "epochs": training["epochs"],
-        "patience": training["patience"],
-        "weight_decay": training["weight_decay"],
-        "deterministic": config["compute"]["deterministic"],
-    }
-
-
-def learned_run_settings(wildcards):
-    e = EXPLORATORY[wildcards.experiment]
+        return SMOKE_DIR
     data = dataset_for(wildcards)
-    return {
-        "experiment": wildcards.experiment,
-        "group": e["group"],
-        "model": LEARNED,
-        "seed": int(wildcards.seed),
-        # folders hold several files; the run reads the folder of the record
-        "data": data if data.endswith(".npz") else os.path.dirname(data),
-        "network": dict(e["network"]),
-        "weights": dict(e["weights"]),
-        "init": e["init"],
-        "sizes": dict(e.get("sizes", {})),
-        "data_seed": e["data_seed"],
-        "augmentation": dict(e["augmentation"]),
-        "rotation_degrees": e.get("rotation_degrees"),
-        "lr": e["training"]["lr"],
-        "batch_size": e["training"]["batch_size"],
-        "epochs": e["training"]["epochs"],
-        "patience": e["training"]["patience"],
-        "weight_decay": e["training"]["weight_decay"],
-        "deterministic": config["compute"]["deterministic"],
-    }
+    return data if data.endswith(".npz") else os.path.dirname(data)
 
 
-def smoke_run_settings(wildcards):
-    model = SMOKE["models"][wildcards.model]
-    training = SMOKE["training"]
-    return {
-        "experiment": "smoke",
-        "group": "C4",
-        "model": wildcards.model,
-        "seed": int(wildcards.seed),
-        "data": SMOKE_DIR,
-        "splits": dict(SMOKE["splits"]),
-        "horizons": list(SMOKE["horizons"]),
-        "network": {**SMOKE["network"], **model.get("network", {})},
-        "weights": dict(model["weights"]),
-        "lr": model.get("lr", training["lr"]),
-        "batch_size": training["batch_size"],
-        "epochs": training["epochs"],
-        "patience": training["patience"],
-        "weight_decay": training["weight_decay"],
-        "lr_decay": training["lr_decay"],
-        "deterministic": config["compute"]["deterministic"],
-    }
-
-
-def medmnist_run_settings(wildcards):
-    model = MEDMNIST["models"][wildcards.model]
-    training = MEDMNIST["training"]
-    flag = wildcards.experiment
-    return {
-        "experiment": flag,
-        "group": MEDMNIST["group"],
-        "model": wildcards.model,
-        "seed": int(wildcards.seed),
-        "data": MEDMNIST_DIR,
-        "network": dict(MEDMNIST["network"]),
-        "lr": model["lr"][flag],
-        "weights": {
-            "task": model["weights"]["task"],
-            "shift": model["weights"]["shift"],
-            "equivariance": model["lambda"][flag],
-        },
-        "batch_size": training["batch_size"],
-        "eval_batch_size": training["eval_batch_size"],
-        "epochs": training["epochs"],
-        "patience": training["patience"],
-        "weight_decay": training["weight_decay"],
-        "lr_decay": training["lr_decay"],
-        "rotated_test_seed": MEDMNIST["rotated_test_seed"],
-        "subset": MEDMNIST["subset"],
-        "data_seed": MEDMNIST["data_seed"],
-        # the non-augmented CNN (aug "No") trains on the volumes as they are
-        "augmentation": {"per_epoch": MEDMNIST["augmentation"]["per_epoch"] and model["aug"] == "Yes"},
-        "deterministic": config["compute"]["deterministic"],
-    }
+def run_settings(wildcards):
+    """Everything a training job needs, as one dict (also written into its train.json): the
+    experiment's module builds it from the configuration (approxeq.experiments)."""
+    return experiment_run_settings(config, wildcards.experiment, wildcards.group, wildcards.model,
+                                   int(wildcards.seed), run_data(wildcards))

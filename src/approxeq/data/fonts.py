@@ -8,7 +8,6 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-
 from approxeq.runtime.io import (
     HashMismatchError,
     atomic_path,

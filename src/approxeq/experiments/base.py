@@ -78,3 +78,8 @@ def evaluate_experiment(setup: ExperimentSetup, run: dict) -> dict:
         "seed": run["seed"], "parameters": count_parameters(model), "synthetic": setup.synthetic,
         "lr": run["lr"], "lambda": run["weights"].get("equivariance", 0.0)})
     return metrics
+
+
+def model_network(block: dict, model: dict) -> dict:
+    """A model's network: its experiment block's `network` with the model's own `network` keys on top."""
+    return {**block["network"], **model.get("network", {})}

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from approxeq.algebra.actions import trivial_action
+from approxeq.experiments import exploratory
 from approxeq.experiments.base import (
     ExperimentSetup,
     augments_per_epoch,
@@ -12,6 +13,9 @@ from approxeq.experiments.base import (
 )
 from approxeq.experiments.exploratory import learned_setup
 from approxeq.method.evaluate import accuracy
+
+# the run settings every Section 4 experiment shares
+run_settings = exploratory.run_settings
 
 
 def setup(run: dict, device: torch.device) -> ExperimentSetup:

@@ -8,12 +8,117 @@ import torch.nn.functional as F
 from approxeq.algebra.actions import trivial_action
 from approxeq.algebra.representations import apply_matrices, latent_representation
 from approxeq.data import ddmnist as ddmnist_data
-from approxeq.experiments.base import ExperimentSetup
+from approxeq.experiments.base import ExperimentSetup, model_network
 from approxeq.method.evaluate import accuracy, latent_equivariance_error
 from approxeq.method.loss import LossWeights, method_objective
 from approxeq.method.train import EpochViews, TaskData
 from approxeq.nn.networks import DDMNIST_PLACEMENTS, ddmnist_latent_encoder
 from approxeq.nn.registry import build_model, takes_group
+
+# ---------------------------------------------------------------------------------------------
+# The runs: configured models and the latent study's variants (issue 11). A study cell is (group,
+# seed, placement, penalty) of one model (`ours`); the cell equal to the model's own configuration
+# IS its Table 4 run, every other cell a run of its own named `<model>_<placement>_<penalty>`; the
+# baseline (the CNN) is trained once and measured at every placement.
+# ---------------------------------------------------------------------------------------------
+
+DEFAULT_LATENT = {"placement": "conv", "penalty": "mse"}  # the paper's literal choice
+
+
+def model_latent(ddm: dict, name: str) -> dict:
+    """Placement and penalty of a configured DDMNIST model: its own `latent`, else `ddmnist.latent`."""
+    return {**DEFAULT_LATENT, **ddm.get("latent", {}), **ddm["models"][name].get("latent", {})}
+
+
+def variant_name(model: str, placement: str, penalty: str) -> str:
+    return f"{model}_{placement}_{penalty}"
+
+
+def study_pairs(study: dict) -> list[tuple[str, str]]:
+    """(placement, penalty) of every cell of the model: the explicit `cells` where the study lists
+    them (a subset, e.g. the two settings worth paper-scale CPU hours), else placements × penalties."""
+    if study.get("cells"):
+        return [(c["placement"], c["penalty"]) for c in study["cells"]]
+    return [(p, q) for p in study["placements"] for q in study["penalties"]]
+
+
+def study_placements(study: dict) -> list[str]:
+    """The placements the study's cells use, in order: where the baseline is measured."""
+    return list(dict.fromkeys(p for p, _ in study_pairs(study)))
+
+
+def study_variants(ddm: dict) -> dict[str, dict]:
+    """Runs the study adds: name → {model, placement, penalty} (the model's own cell excluded)."""
+    study = ddm.get("latent_study")
+    if not study:
+        return {}
+    model = study["model"]
+    own = model_latent(ddm, model)
+    return {variant_name(model, p, q): {"model": model, "placement": p, "penalty": q}
+            for p, q in study_pairs(study) if (p, q) != (own["placement"], own["penalty"])}
+
+
+def model_settings(ddm: dict, name: str) -> dict:
+    """Everything that defines a DDMNIST model (label, weights, lr, lambda, latent), for a
+    configured model or a study variant."""
+    if name in ddm["models"]:
+        return {**ddm["models"][name], "latent": model_latent(ddm, name)}
+    variants = study_variants(ddm)
+    if name not in variants:
+        raise KeyError(f"{name!r} is neither in ddmnist.models {sorted(ddm['models'])} nor a "
+                       f"ddmnist.latent_study variant {sorted(variants)}")
+    variant = variants[name]
+    base = ddm["models"][variant["model"]]
+    return {**base, "label": f"{base['label']} ({variant['placement']}, {variant['penalty']})",
+            "latent": {"placement": variant["placement"], "penalty": variant["penalty"]}}
+
+
+def study_cells(ddm: dict) -> list[dict]:
+    """Every (group, seed, run) the study table reads: the baseline once per (group, seed), the
+    model once per (group, seed, placement, penalty)."""
+    study = ddm.get("latent_study")
+    if not study:
+        return []
+    model, own = study["model"], model_latent(ddm, study["model"])
+    cells = []
+    for group in study["groups"]:
+        for seed in study["seeds"]:
+            cells.append({"group": group, "seed": seed, "run": study["baseline"], "role": "baseline"})
+            for p, q in study_pairs(study):
+                mine = (p, q) == (own["placement"], own["penalty"])
+                cells.append({"group": group, "seed": seed, "role": "model",
+                              "run": model if mine else variant_name(model, p, q)})
+    return cells
+
+
+def run_settings(config: dict, experiment: str, group: str, model: str, seed: int, data: str) -> dict:
+    """Everything a DDMNIST training job needs, as one dict (also written into its train.json)."""
+    ddm = config["ddmnist"]
+    settings = model_settings(ddm, model)  # a configured model or a latent-study variant
+    training = ddm["training"]
+    return {
+        "experiment": experiment,
+        "group": group,
+        "model": model,
+        "seed": seed,
+        "data": data,
+        "network": model_network(ddm, settings),
+        "lr": settings["lr"][group],
+        "weights": {
+            "task": settings["weights"]["task"],
+            "shift": settings["weights"]["shift"],
+            "equivariance": settings["lambda"][group],
+        },
+        "latent": dict(settings["latent"]),
+        "augmentation": dict(ddm["augmentation"]),
+        "normalisation": dict(ddm["normalisation"]),
+        "batch_size": training["batch_size"],
+        "epochs": training["epochs"],
+        "patience": training["patience"],
+        "weight_decay": training["weight_decay"],
+        "deterministic": config["compute"]["deterministic"],
+    }
+
 
 # Validation images on which every epoch records the latent diagnostics (a fixed seeded subset,
 # small next to an epoch of training).

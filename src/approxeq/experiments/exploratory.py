@@ -81,3 +81,31 @@ def reconstruction_error(model, x, y, batch_size: int = 1000) -> float:
 def image_mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Autoencoder task loss: MSE against the target's first channel (its own image)."""
     return F.mse_loss(output, target[:, :1])
+
+
+LEARNED = "learned"  # the model name of exploratory runs (the representation is learned)
+
+
+def run_settings(config: dict, experiment: str, group: str, model: str, seed: int, data: str) -> dict:
+    """Everything a training job of an exploratory experiment (Section 4) needs."""
+    e = config["exploratory"]["experiments"][experiment]
+    return {
+        "experiment": experiment,
+        "group": e["group"],
+        "model": LEARNED,
+        "seed": seed,
+        "data": data,
+        "network": dict(e["network"]),
+        "weights": dict(e["weights"]),
+        "init": e["init"],
+        "sizes": dict(e.get("sizes", {})),
+        "data_seed": e["data_seed"],
+        "augmentation": dict(e["augmentation"]),
+        "rotation_degrees": e.get("rotation_degrees"),
+        "lr": e["training"]["lr"],
+        "batch_size": e["training"]["batch_size"],
+        "epochs": e["training"]["epochs"],
+        "patience": e["training"]["patience"],
+        "weight_decay": e["training"]["weight_decay"],
+        "deterministic": config["compute"]["deterministic"],
+    }

@@ -114,3 +114,35 @@ def setup(run: dict, device: torch.device) -> ExperimentSetup:
                            test_metric=metric, metric_name="accuracy", synthetic=data["synthetic"],
                            input_action=input_action, latent_action=latent_action,
                            extra_metrics=extra_metrics, n_classes=info["n_classes"])
+
+
+def run_settings(config: dict, experiment: str, group: str, model: str, seed: int, data: str) -> dict:
+    """Everything a MedMNIST3D training job needs; the experiment is the medmnist flag."""
+    medmnist = config["medmnist"]
+    settings, training = medmnist["models"][model], medmnist["training"]
+    return {
+        "experiment": experiment,
+        "group": medmnist["group"],
+        "model": model,
+        "seed": seed,
+        "data": data,
+        "network": dict(medmnist["network"]),
+        "lr": settings["lr"][experiment],
+        "weights": {
+            "task": settings["weights"]["task"],
+            "shift": settings["weights"]["shift"],
+            "equivariance": settings["lambda"][experiment],
+        },
+        "batch_size": training["batch_size"],
+        "eval_batch_size": training["eval_batch_size"],
+        "epochs": training["epochs"],
+        "patience": training["patience"],
+        "weight_decay": training["weight_decay"],
+        "lr_decay": training["lr_decay"],
+        "rotated_test_seed": medmnist["rotated_test_seed"],
+        "subset": medmnist["subset"],
+        "data_seed": medmnist["data_seed"],
+        # the non-augmented CNN (aug "No") trains on the volumes as they are
+        "augmentation": {"per_epoch": medmnist["augmentation"]["per_epoch"] and settings["aug"] == "Yes"},
+        "deterministic": config["compute"]["deterministic"],
+    }

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from approxeq.experiments import exploratory
 from approxeq.experiments.base import ExperimentSetup, augments_per_epoch
 from approxeq.experiments.exploratory import (
     image_mse,
@@ -10,6 +11,9 @@ from approxeq.experiments.exploratory import (
     reconstruction_error,
 )
 from approxeq.method.train import EpochViews
+
+# the run settings every Section 4 experiment shares
+run_settings = exploratory.run_settings
 
 
 def setup(run: dict, device: torch.device) -> ExperimentSetup:

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from approxeq.algebra.velocity import rotate_grid, rotate_velocity
 from approxeq.data.smoke_data import RMSEAccumulator, rollout
-from approxeq.experiments.base import ExperimentSetup
+from approxeq.experiments.base import ExperimentSetup, model_network
 from approxeq.method.loss import LossWeights, method_loss
 from approxeq.method.train import TaskData
 from approxeq.nn.encoder_head import EncoderHead
@@ -129,3 +129,27 @@ def setup(run: dict, device: torch.device) -> ExperimentSetup:
         # carries no action (the MLP: no latent equivariance is measured)
         latent_action=getattr(model, "latent_action", rotate_grid),
         extra_metrics=extra_metrics)
+
+
+def run_settings(config: dict, experiment: str, group: str, model: str, seed: int, data: str) -> dict:
+    """Everything a SMOKE training job needs."""
+    smoke = config["smoke"]
+    settings, training = smoke["models"][model], smoke["training"]
+    return {
+        "experiment": "smoke",
+        "group": "C4",
+        "model": model,
+        "seed": seed,
+        "data": data,
+        "splits": dict(smoke["splits"]),
+        "horizons": list(smoke["horizons"]),
+        "network": model_network(smoke, settings),
+        "weights": dict(settings["weights"]),
+        "lr": settings.get("lr", training["lr"]),
+        "batch_size": training["batch_size"],
+        "epochs": training["epochs"],
+        "patience": training["patience"],
+        "weight_decay": training["weight_decay"],
+        "lr_decay": training["lr_decay"],
+        "deterministic": config["compute"]["deterministic"],
+    }

@@ -1,11 +1,6 @@
-"""The DDMNIST latent study (issue 11): where the latent is taken and how the equivariance penalty
-is formed, against the CNN, with the relative equivariance error beside the accuracy.
-
-A study cell is (group, seed, placement, penalty) of one model (`ours`). The cell whose placement
-and penalty are the model's own configuration IS that model's Table 4 run and is not trained again;
-every other cell is a run of its own, named `<model>_<placement>_<penalty>`. The baseline (the CNN,
-λ = 0) is trained once: its function does not depend on the placement, and its equivariance is
-measured at every placement (metrics `*_at_<placement>`).
+"""The DDMNIST latent study's table and training curves (issue 11): where the latent is taken and how
+the equivariance penalty is formed, against the CNN, with the relative equivariance error beside the
+accuracy. Which runs make the study (its cells and variants): experiments.ddmnist.
 """
 from __future__ import annotations
 
@@ -13,73 +8,7 @@ import math
 
 import pandas as pd
 
-DEFAULT_LATENT = {"placement": "conv", "penalty": "mse"}  # the paper's literal choice
-
-
-def model_latent(ddm: dict, name: str) -> dict:
-    """Placement and penalty of a configured DDMNIST model: its own `latent`, else `ddmnist.latent`."""
-    return {**DEFAULT_LATENT, **ddm.get("latent", {}), **ddm["models"][name].get("latent", {})}
-
-
-def variant_name(model: str, placement: str, penalty: str) -> str:
-    return f"{model}_{placement}_{penalty}"
-
-
-def study_pairs(study: dict) -> list[tuple[str, str]]:
-    """(placement, penalty) of every cell of the model: the explicit `cells` where the study lists
-    them (a subset, e.g. the two settings worth paper-scale CPU hours), else placements × penalties."""
-    if study.get("cells"):
-        return [(c["placement"], c["penalty"]) for c in study["cells"]]
-    return [(p, q) for p in study["placements"] for q in study["penalties"]]
-
-
-def study_placements(study: dict) -> list[str]:
-    """The placements the study's cells use, in order: where the baseline is measured."""
-    return list(dict.fromkeys(p for p, _ in study_pairs(study)))
-
-
-def study_variants(ddm: dict) -> dict[str, dict]:
-    """Runs the study adds: name → {model, placement, penalty} (the model's own cell excluded)."""
-    study = ddm.get("latent_study")
-    if not study:
-        return {}
-    model = study["model"]
-    own = model_latent(ddm, model)
-    return {variant_name(model, p, q): {"model": model, "placement": p, "penalty": q}
-            for p, q in study_pairs(study) if (p, q) != (own["placement"], own["penalty"])}
-
-
-def model_settings(ddm: dict, name: str) -> dict:
-    """Everything that defines a DDMNIST model (label, weights, lr, lambda, latent), for a
-    configured model or a study variant."""
-    if name in ddm["models"]:
-        return {**ddm["models"][name], "latent": model_latent(ddm, name)}
-    variants = study_variants(ddm)
-    if name not in variants:
-        raise KeyError(f"{name!r} is neither in ddmnist.models {sorted(ddm['models'])} nor a "
-                       f"ddmnist.latent_study variant {sorted(variants)}")
-    variant = variants[name]
-    base = ddm["models"][variant["model"]]
-    return {**base, "label": f"{base['label']} ({variant['placement']}, {variant['penalty']})",
-            "latent": {"placement": variant["placement"], "penalty": variant["penalty"]}}
-
-
-def study_cells(ddm: dict) -> list[dict]:
-    """Every (group, seed, run) the study table reads: the baseline once per (group, seed), the
-    model once per (group, seed, placement, penalty)."""
-    study = ddm.get("latent_study")
-    if not study:
-        return []
-    model, own = study["model"], model_latent(ddm, study["model"])
-    cells = []
-    for group in study["groups"]:
-        for seed in study["seeds"]:
-            cells.append({"group": group, "seed": seed, "run": study["baseline"], "role": "baseline"})
-            for p, q in study_pairs(study):
-                mine = (p, q) == (own["placement"], own["penalty"])
-                cells.append({"group": group, "seed": seed, "role": "model",
-                              "run": model if mine else variant_name(model, p, q)})
-    return cells
+from approxeq.experiments.ddmnist import DEFAULT_LATENT, study_placements
 
 
 def _mean_std(values: pd.Series) -> tuple[float, float]:
