@@ -34,7 +34,8 @@ from machine import cpu_name  # benchmarks/machine.py (on sys.path when run as a
 from approxeq.algebra.actions import trivial_action
 from approxeq.algebra.representations import apply_matrices, latent_representation
 from approxeq.data import ddmnist
-from approxeq.experiments.smoke import SmokeWeights, smoke_objective
+from approxeq.experiments.smoke import smoke_objective
+from approxeq.method.loss import LossWeights
 from approxeq.method.loss import LossWeights, method_objective
 from approxeq.nn.baselines import INSTALL_HINT, escnn_available
 from approxeq.nn.encoder_head import count_parameters
@@ -138,8 +139,8 @@ def smoke_comparison(batch: int, resolution: int, device, repeats: int, warmup: 
                "RGroup": build_model("smoke_rgroup", hidden=92, banks=2),
                "RSteer": build_model("smoke_rsteer", hidden=92, alpha=1e-5)}
     relaxed = {name: model.to(device) for name, model in relaxed.items()}
-    ours_objective = smoke_objective(SmokeWeights(1.0, 0.5, 0.005, False), targets_of, horizon)
-    plain = smoke_objective(SmokeWeights(1.0, 0.0, 0.0, False), targets_of, horizon)
+    ours_objective = smoke_objective(LossWeights(1.0, 0.5, 0.005), targets_of, horizon)
+    plain = smoke_objective(LossWeights(1.0, 0.0, 0.0), targets_of, horizon)
     times = timed_rounds({"Ours": make_step(ours, ours_objective, x, windows, g),
                           "E2CNN": make_step(e2cnn, plain, x, windows, g),
                           "RPP": make_step(rpp, plain, x, windows, g),

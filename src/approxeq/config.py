@@ -138,8 +138,8 @@ def check_config(config: dict) -> None:
         extra = [g for g in settings.get("groups", []) if g not in ddm["groups"]]
         if extra:
             raise ConfigError(f"ddmnist.models.{model}.groups: {extra} not in ddmnist.groups {ddm['groups']}")
-        for key in ("lr", "lambda"):
-            missing = [g for g in settings.get("groups", ddm["groups"]) if g not in settings[key]]
+        for key, values in (("lr", settings["lr"]), ("weights.equivariance", settings["weights"]["equivariance"])):
+            missing = [g for g in settings.get("groups", ddm["groups"]) if g not in values]
             if missing:
                 raise ConfigError(f"ddmnist.models.{model}.{key} has no value for group(s) {missing}")
         for group, lr in settings["lr"].items():
@@ -148,14 +148,15 @@ def check_config(config: dict) -> None:
         network = {**ddm["network"], **settings.get("network", {})}
         check_network_name(network["name"], f"ddmnist.models.{model}.network.name")
         for group in ddm["groups"]:
-            if settings["lambda"][group] > 0:
+            if settings["weights"]["equivariance"].get(group, 0) > 0:
                 order = product_group(group).order
                 d = network["latent_dim"]
                 if d < order:
                     where = "models.{model}.network" if "latent_dim" in settings.get("network", {}) else "network"
                     raise ConfigError(
                         f"ddmnist.{where.format(model=model)}.latent_dim = {d} is smaller than "
-                        f"|{group}x{group}| = {order}; ddmnist.models.{model}.lambda.{group} > 0 needs d >= |G|")
+                        f"|{group}x{group}| = {order}; ddmnist.models.{model}.weights.equivariance.{group} > 0 "
+                        "needs d >= |G|")
     for name, experiment in config["exploratory"]["experiments"].items():
         key = f"exploratory.experiments.{name}"
         try:
@@ -215,8 +216,8 @@ def check_latent_study(ddm: dict) -> None:
         raise ConfigError(f"ddmnist.latent_study.groups {missing} are not in ddmnist.groups {ddm['groups']}")
     model = ddm["models"][study["model"]]
     for group in study["groups"]:
-        if not model["lambda"][group] > 0:
-            raise ConfigError(f"ddmnist.latent_study.model {study['model']!r} has lambda.{group} = 0: "
+        if not model["weights"]["equivariance"][group] > 0:
+            raise ConfigError(f"ddmnist.latent_study.model {study['model']!r} has weights.equivariance.{group} = 0: "
                               "its latent penalty would not act")
     shadowed = sorted(set(study_variants(ddm)) & set(ddm["models"]))
     if shadowed:
@@ -274,13 +275,13 @@ def check_medmnist(medmnist: dict) -> None:
         raise ConfigError(f"medmnist.network.latent_dim = {network['latent_dim']}: the C.2 ResNet's "
                           f"latent has 8c = {8 * network['c']} coordinates")
     for model, settings in medmnist["models"].items():
-        for key in ("lr", "lambda"):
-            missing = [f for f in medmnist["datasets"] if f not in settings[key]]
+        for key, values in (("lr", settings["lr"]), ("weights.equivariance", settings["weights"]["equivariance"])):
+            missing = [f for f in medmnist["datasets"] if f not in values]
             if missing:
                 raise ConfigError(f"medmnist.models.{model}.{key} has no value for data set(s) {missing}")
         for flag in medmnist["datasets"]:
-            if settings["lambda"][flag] > 0 and network["latent_dim"] < order:
+            if settings["weights"]["equivariance"][flag] > 0 and network["latent_dim"] < order:
                 raise ConfigError(
                     f"medmnist.network.latent_dim = {network['latent_dim']} is smaller than "
-                    f"|{medmnist['group']}| = {order}; medmnist.models.{model}.lambda.{flag} > 0 "
+                    f"|{medmnist['group']}| = {order}; medmnist.models.{model}.weights.equivariance.{flag} > 0 "
                     f"needs d >= |G|")

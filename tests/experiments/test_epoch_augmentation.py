@@ -13,7 +13,7 @@ from approxeq.experiments import setup_experiment
 from approxeq.method.train import TrainConfig, augment_generator, seed_everything, train
 
 CPU = torch.device("cpu")
-LEARNED = {"lambda_W": 1.0, "lambda_out": 0.25, "lambda_in": 0.25, "regulariser": 1.0}
+LEARNED = {"algebra": 1.0, "output_equivariance": 0.25, "equivariance": 0.25, "regulariser": 1.0}
 
 
 @pytest.fixture(scope="module")

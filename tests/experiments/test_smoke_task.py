@@ -4,7 +4,8 @@ import torch.nn.functional as F
 
 from approxeq.algebra.velocity import rotate_grid, rotate_velocity
 from approxeq.data.smoke_data import gather_windows, rmse, rollout
-from approxeq.experiments.smoke import SmokeWeights, rollout_rmse, smoke_objective
+from approxeq.experiments.smoke import rollout_rmse, smoke_objective
+from approxeq.method.loss import LossWeights
 from approxeq.nn.networks import smoke_convnet
 
 H = 8
@@ -30,10 +31,10 @@ def setup():
 def test_task_term_is_the_mse_of_the_rollout_and_augmentation_rotates_both_sides():
     model, windows, inputs_of, targets_of = setup()
     x, g = inputs_of(windows), torch.tensor([0, 1, 2, 3])
-    total, terms = smoke_objective(SmokeWeights(), targets_of, 4)(model, x, windows, g)
+    total, terms = smoke_objective(LossWeights(), targets_of, 4)(model, x, windows, g)
     expected = F.mse_loss(rollout(model, x, 4), targets_of(windows, 4))
     assert torch.allclose(total, expected) and set(terms) == {"task"}
-    total, _ = smoke_objective(SmokeWeights(augment=True), targets_of, 4)(model, x, windows, g)
+    total, _ = smoke_objective(LossWeights(), targets_of, 4, augment=True)(model, x, windows, g)
     rotated = F.mse_loss(rollout(model, rotate_velocity(x, g), 4), rotate_velocity(targets_of(windows, 4), g))
     assert torch.allclose(total, rotated)
 
@@ -41,7 +42,7 @@ def test_task_term_is_the_mse_of_the_rollout_and_augmentation_rotates_both_sides
 def test_shift_and_latent_terms():
     model, windows, inputs_of, targets_of = setup()
     x, g = inputs_of(windows), torch.tensor([1, 1, 3, 2])
-    weights = SmokeWeights(task=1.0, shift=0.5, equivariance=0.005)
+    weights = LossWeights(task=1.0, shift=0.5, equivariance=0.005)
     total, terms = smoke_objective(weights, targets_of, 3)(model, x, windows, g)
     gx = rotate_velocity(x, g)
     shift = F.mse_loss(model(gx), rotate_velocity(targets_of(windows, 1), g))

@@ -10,9 +10,9 @@ from approxeq.algebra.characters import character_table
 from approxeq.algebra.decomposition import decompose, element_matrices
 from approxeq.algebra.groups import group_from_name
 from approxeq.algebra.representations import latent_representation
+from approxeq.method.loss import LossWeights
 from approxeq.method.learned import (
     LearnedRepresentation,
-    LearnedWeights,
     eigenvalue_record,
     initial_matrix,
     learned_objective,
@@ -91,7 +91,7 @@ def test_objective_terms_and_eigenvalue_record():
     encoder = nn.Sequential(nn.Flatten(), nn.Linear(16, d))
     model = EncoderHead(encoder, nn.Linear(d, 3), d)
     model.representation = LearnedRepresentation(group, d, "orthogonal", torch.Generator().manual_seed(0))
-    weights = LearnedWeights(lambda_out=0.25, lambda_in=0.25, lambda_W=1.0, regulariser=0.5)
+    weights = LossWeights(output_equivariance=0.25, equivariance=0.25, algebra=1.0, regulariser=0.5)
     objective = learned_objective(weights, F.cross_entropy, image_action(group, 4), trivial_action)
     x, y, g = torch.randn(5, 1, 4, 4), torch.randint(3, (5,)), torch.randint(4, (5,))
     total, terms = objective(model, x, y, g)

@@ -298,7 +298,7 @@ def test_study_variants_exclude_the_models_own_cell():
     for name, variant in variants.items():
         settings_ = model_settings(ddm, name)
         assert settings_["latent"] == {"placement": variant["placement"], "penalty": variant["penalty"]}
-        assert settings_["lambda"] == ddm["models"]["ours"]["lambda"]
+        assert settings_["weights"] == ddm["models"]["ours"]["weights"]
         assert settings_["lr"] == ddm["models"]["ours"]["lr"]
     study = study_cells(ddm)
     per_group_seed = len(ddm["latent_study"]["groups"]) * len(ddm["latent_study"]["seeds"])
@@ -344,7 +344,7 @@ def test_bad_study_settings_name_the_key(change, message):
 def test_study_model_without_lambda_is_refused():
     config = paper_config()
     config["ddmnist"]["latent_study"]["model"] = "cnn"
-    with pytest.raises(ConfigError, match="lambda.D4 = 0"):
+    with pytest.raises(ConfigError, match="weights.equivariance.D4 = 0"):
         check_config(config)
 
 

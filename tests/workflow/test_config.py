@@ -41,7 +41,7 @@ def test_paper_settings():
     assert ddm["training"] == {"batch_size": 256, "epochs": 150, "patience": 20, "weight_decay": 0.0}
     assert ddm["models"]["cnn"]["lr"] == {"C4": 5e-4, "D1": 1e-3, "D4": 5e-4}
     assert ddm["models"]["ours"]["lr"] == {"C4": 1e-3, "D1": 1e-3, "D4": 5e-4}
-    assert ddm["models"]["ours"]["lambda"] == {"C4": 2.0, "D1": 1.0, "D4": 1.0}
+    assert ddm["models"]["ours"]["weights"]["equivariance"] == {"C4": 2.0, "D1": 1.0, "D4": 1.0}
     assert ddm["network"]["latent_dim"] == 66
 
 
@@ -103,8 +103,9 @@ def test_exploratory_settings_of_table_7():
     for name, (group, d, lambda_w, lambda_out, lambda_in) in expected.items():
         e = experiments[name]
         assert (e["group"], e["network"]["latent_dim"]) == (group, d)
-        assert (e["weights"]["lambda_W"], e["weights"]["lambda_out"], e["weights"]["lambda_in"]) == (
-            lambda_w, lambda_out, lambda_in)
+        # the paper's λ_W, λ_out, λ_in by the names every experiment uses
+        assert (e["weights"]["algebra"], e["weights"]["output_equivariance"], e["weights"]["equivariance"],
+                e["weights"]["task"]) == (lambda_w, lambda_out, lambda_in, 1.0)
         assert e["training"]["lr"] == 0.003 and e["training"]["batch_size"] == 64
 
 
@@ -133,10 +134,11 @@ def test_medmnist_settings_of_table_10():
     assert medmnist["network"] == {"name": "medmnist_resnet3d", "c": 6, "upsample": 29, "latent_dim": 48}
     ours, aug = medmnist["models"]["ours"], medmnist["models"]["cnn_aug"]
     assert ours["lr"] == aug["lr"] == {"nodulemnist3d": 5e-5, "synapsemnist3d": 1e-4, "organmnist3d": 1e-4}
-    assert ours["lambda"] == {"nodulemnist3d": 1.0, "synapsemnist3d": 1.0, "organmnist3d": 2.0}
-    assert ours["weights"] == aug["weights"] == {"task": 0.5, "shift": 0.5}
-    assert medmnist["models"]["cnn"]["weights"] == {"task": 1.0, "shift": 0.0}
-    assert set(aug["lambda"].values()) == {0.0}
+    assert ours["weights"]["equivariance"] == {"nodulemnist3d": 1.0, "synapsemnist3d": 1.0, "organmnist3d": 2.0}
+    assert (ours["weights"]["task"], ours["weights"]["shift"]) == (aug["weights"]["task"], aug["weights"]["shift"]) \
+        == (0.5, 0.5)
+    assert (medmnist["models"]["cnn"]["weights"]["task"], medmnist["models"]["cnn"]["weights"]["shift"]) == (1.0, 0.0)
+    assert set(aug["weights"]["equivariance"].values()) == {0.0}
     quick = validated(load("config.yaml", "config.quick.yaml"))["medmnist"]
     assert quick["synthetic"]["sizes"] == quick["subset"]
 
@@ -148,8 +150,8 @@ def test_medmnist_checks_name_the_key():
     with pytest.raises(WorkflowError, match="nodule3d"):
         validate(unknown, SCHEMA)
     missing = copy.deepcopy(config)
-    del missing["medmnist"]["models"]["ours"]["lambda"]["organmnist3d"]
-    with pytest.raises(ConfigError, match=r"medmnist.models.ours.lambda has no value .*organmnist3d"):
+    del missing["medmnist"]["models"]["ours"]["weights"]["equivariance"]["organmnist3d"]
+    with pytest.raises(ConfigError, match=r"medmnist.models.ours.weights.equivariance has no value .*organmnist3d"):
         check_config(missing)
     latent = copy.deepcopy(config)
     latent["medmnist"]["network"]["latent_dim"] = 66

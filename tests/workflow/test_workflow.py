@@ -129,7 +129,7 @@ def test_latent_study_target_trains_only_its_runs(tmp_path):
      "ddmnist.training: unknown key(s) 'epochz'; allowed here: batch_size, epochs, patience, weight_decay"),
     ("mnist:\n  sources: [{kind: local, path: no/such/mnist}]\n", "mnist.sources[0].path"),
     ("ddmnist:\n  models: {cnn: {label: CNN, lr: {C4: .inf, D1: 1.0e-3, D4: 5.0e-4}, "
-     "lambda: {C4: 0, D1: 0, D4: 0}}}\n", "ddmnist.models.cnn.lr.C4"),
+     "weights: {equivariance: {C4: 0, D1: 0, D4: 0}}}}\n", "ddmnist.models.cnn.lr.C4"),
 ])
 def test_bad_config_stops_before_any_job(tmp_path, text, expected):
     bad = tmp_path / "bad.yaml"

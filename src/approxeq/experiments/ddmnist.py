@@ -107,7 +107,7 @@ def run_settings(config: dict, experiment: str, group: str, model: str, seed: in
         "weights": {
             "task": settings["weights"]["task"],
             "shift": settings["weights"]["shift"],
-            "equivariance": settings["lambda"][group],
+            "equivariance": settings["weights"]["equivariance"][group],
         },
         "latent": dict(settings["latent"]),
         "augmentation": dict(ddm["augmentation"]),

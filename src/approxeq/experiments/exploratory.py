@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from approxeq.algebra.representations import apply_matrices
 from approxeq.experiments.base import ExperimentSetup
-from approxeq.method.loss import Action
+from approxeq.method.loss import Action, LossWeights
 from approxeq.method.train import TaskData
 from approxeq.nn.registry import build_model
 
@@ -26,7 +26,6 @@ def learned_setup(run: dict, device: torch.device, splits: dict, input_action: A
     from approxeq.algebra.rotations import homomorphism_error
     from approxeq.method.learned import (
         LearnedRepresentation,
-        LearnedWeights,
         eigenvalue_record,
         learned_metrics,
         learned_objective,
@@ -38,7 +37,7 @@ def learned_setup(run: dict, device: torch.device, splits: dict, input_action: A
     model.representation = LearnedRepresentation(
         group, model.latent_dim, run["init"], torch.Generator().manual_seed(run["seed"]))
     model = model.to(device)
-    objective = learned_objective(LearnedWeights(**run["weights"]), task_loss, input_action,
+    objective = learned_objective(LossWeights(**run["weights"]), task_loss, input_action,
                                   output_action)
 
     def latent_action(z, g):

@@ -131,7 +131,7 @@ def run_settings(config: dict, experiment: str, group: str, model: str, seed: in
         "weights": {
             "task": settings["weights"]["task"],
             "shift": settings["weights"]["shift"],
-            "equivariance": settings["lambda"][experiment],
+            "equivariance": settings["weights"]["equivariance"][experiment],
         },
         "batch_size": training["batch_size"],
         "eval_batch_size": training["eval_batch_size"],

@@ -13,8 +13,6 @@ term on whole rotated windows (g·x, g·y); the plain CNN trains on (x, y).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
@@ -29,19 +27,11 @@ from approxeq.nn.registry import build_model, takes_argument
 FRAME_CHANNELS = 2
 
 
-@dataclass(frozen=True)
-class SmokeWeights:
-    task: float = 1.0
-    shift: float = 0.0  # on the first predicted frame of g·x
-    equivariance: float = 0.0  # λ
-    augment: bool = False  # train the task term on randomly rotated windows
-
-
-def smoke_objective(weights: SmokeWeights, targets_of, horizon: int):
+def smoke_objective(weights: LossWeights, targets_of, horizon: int, augment: bool = False):
     """The method's loss (loss.method_loss) on windows: `targets_of(windows, horizon)` gathers the
     target frames, the one-step prediction is rolled out to `horizon` frames, and the shifted term
-    compares F(g·x) with the first rotated target frame."""
-    method_weights = LossWeights(weights.task, weights.shift, weights.equivariance)
+    compares F(g·x) with the first rotated target frame (w_shift on that frame only). `augment`:
+    the task term on randomly rotated windows (g·x, g·y) instead of (x, y)."""
 
     def predict(model: EncoderHead, first: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if horizon == 1:
@@ -51,11 +41,11 @@ def smoke_objective(weights: SmokeWeights, targets_of, horizon: int):
 
     def objective(model: EncoderHead, x: torch.Tensor, windows: torch.Tensor, g: torch.Tensor):
         y = targets_of(windows, horizon)
-        if weights.augment:  # the augmented CNN: the task term on randomly rotated windows
+        if augment:
             x, y = rotate_velocity(x, g), rotate_velocity(y, g)
         # the ConvNet's latent turns with the grid; a baseline brings its latent's own action
         latent_action = getattr(model, "latent_action", rotate_grid)
-        return method_loss(model, x, y, g, method_weights, F.mse_loss, rotate_velocity, latent_action,
+        return method_loss(model, x, y, g, weights, F.mse_loss, rotate_velocity, latent_action,
                            rotate_velocity, predict=predict,
                            shift_target=lambda target: target[:, :FRAME_CHANNELS])
     return objective
@@ -110,7 +100,8 @@ def setup(run: dict, device: torch.device) -> ExperimentSetup:
     if getattr(model, "latent_action", rotate_grid) is None and run["weights"].get("equivariance", 0.0) > 0:
         raise ValueError(f"network {network['name']!r} has no latent action: its latent equivariance "
                          "weight must be 0")
-    objective = smoke_objective(SmokeWeights(**run["weights"]), targets_of, splits.train_horizon)
+    objective = smoke_objective(LossWeights(**run["weights"]), targets_of, splits.train_horizon,
+                                augment=run.get("augment", False))
     data = TaskData(x_train=windows["train"], y_train=windows["train"], x_val=windows["val"],
                     y_val=windows["val"], group_order=4, objective=objective, val_metric=val_rmse,
                     prepare=inputs_of, maximize=False)
@@ -145,6 +136,7 @@ def run_settings(config: dict, experiment: str, group: str, model: str, seed: in
         "horizons": list(smoke["horizons"]),
         "network": model_network(smoke, settings),
         "weights": dict(settings["weights"]),
+        "augment": settings["augment"],
         "lr": settings.get("lr", training["lr"]),
         "batch_size": training["batch_size"],
         "epochs": training["epochs"],

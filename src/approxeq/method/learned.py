@@ -5,6 +5,7 @@ product along the group's word for g. The loss
 
     L = ℓ(D(E(x)), y) + λ_out ℓ(D(W_g E(x)), ρ_Y(g) y) + λ_in MSE(E(ρ_X(g) x), W_g E(x))
         + λ_W (algebra loss + regulariser)
+(LossWeights: output_equivariance = λ_out, equivariance = λ_in, algebra = λ_W)
 
 trains the network and the W_s together; the algebra loss is the mean over the presentation's
 relations r = e of MSE(word_r(W), I). The regulariser is zero at a true representation but shapes
@@ -13,7 +14,6 @@ the landscape: for each generator s of order k, MSE(W_s^(k−1), W_s⁻¹), W_s�
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import reduce
 from typing import Callable
 
@@ -23,7 +23,7 @@ from torch import nn
 
 from approxeq.algebra.groups import FiniteGroup
 from approxeq.algebra.representations import apply_matrices
-from approxeq.method.loss import Action, Objective
+from approxeq.method.loss import Action, LossWeights, Objective
 
 INITIALISATIONS = ("random", "orthogonal", "identity", "identity_noise")
 
@@ -73,15 +73,7 @@ def initial_matrix(dim: int, init: str, generator=None) -> torch.Tensor:
     raise ValueError(f"unknown initialisation {init!r}; choose one of {INITIALISATIONS}")
 
 
-@dataclass(frozen=True)
-class LearnedWeights:
-    lambda_out: float
-    lambda_in: float
-    lambda_W: float
-    regulariser: float = 1.0  # weight of the regulariser inside the λ_W term
-
-
-def learned_objective(weights: LearnedWeights, task_loss: Callable, input_action: Action,
+def learned_objective(weights: LossWeights, task_loss: Callable, input_action: Action,
                       output_action: Action) -> Objective:
     def objective(model, x, y, g):
         representation: LearnedRepresentation = model.representation
@@ -93,8 +85,8 @@ def learned_objective(weights: LearnedWeights, task_loss: Callable, input_action
         into = F.mse_loss(model.encoder(input_action(x, g)), moved)
         algebra = representation.algebra_loss()
         regulariser = representation.regulariser()
-        total = (task + weights.lambda_out * out + weights.lambda_in * into
-                 + weights.lambda_W * (algebra + weights.regulariser * regulariser))
+        total = (weights.task * task + weights.output_equivariance * out + weights.equivariance * into
+                 + weights.algebra * (algebra + weights.regulariser * regulariser))
         terms = {"task": task, "equivariance_out": out, "equivariance_in": into,
                  "algebra": algebra, "regulariser": regulariser}
         return total, {k: v.detach() for k, v in terms.items()}

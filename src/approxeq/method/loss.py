@@ -27,9 +27,19 @@ Objective = Callable[[EncoderHead, torch.Tensor, torch.Tensor, torch.Tensor],
 
 @dataclass(frozen=True)
 class LossWeights:
+    """The weights of every experiment's loss, one name per idea (the config's `weights`).
+
+    The method (method.md): task ℓ(F(x), y), shift ℓ(F(g·x), g·y), equivariance λ·‖E(g·x) − ρ_Z(g)E(x)‖.
+    Section 4, where ρ_Z = W is learned: equivariance is the paper's λ_in (E(g·x) vs W_g E(x)),
+    output_equivariance λ_out (D(W_g E(x)) vs g·y), algebra λ_W (the algebra loss plus
+    `regulariser` × the regulariser)."""
+
     task: float = 1.0
     shift: float = 0.0
     equivariance: float = 0.0  # λ
+    output_equivariance: float = 0.0
+    algebra: float = 0.0
+    regulariser: float = 0.0
 
     @property
     def needs_transformed_input(self) -> bool:
