@@ -3,6 +3,9 @@ drawn from a generator of (seed, epoch); the method's second view exact or as th
 import numpy as np
 import pytest
 import torch
+from checkpoints import (
+    assert_interrupted_run_resumes_bit_identically,  # tests/ is on sys.path
+)
 
 from approxeq.data.ddmnist import (
     Canvas,
@@ -14,7 +17,7 @@ from approxeq.data.ddmnist import (
     save_ddmnist,
 )
 from approxeq.experiments import setup_experiment
-from approxeq.method.train import TrainConfig, augment_generator, seed_everything, train
+from approxeq.method.train import TrainConfig, augment_generator
 
 CANVAS = Canvas()
 # Relative L2 distance between the artefact transform and the exact action of the same element on
@@ -141,27 +144,9 @@ def test_the_authors_second_view_needs_the_per_epoch_draw(ddmnist_files):
 
 @pytest.mark.parametrize("second_view", ["exact", "authors"])
 def test_an_interrupted_run_resumes_bit_identically(ddmnist_files, tmp_path, second_view):
-    cfg = TrainConfig(lr=1e-3, batch_size=50, epochs=3, patience=5, seed=0)
-    settings = run_settings(ddmnist_files["D4"], "D4", second_view)
-
-    def trained(folder, on_epoch_end=None):
-        seed_everything(0)
-        setup = setup_experiment(settings, torch.device("cpu"))
-        return train(setup.model, setup.data, cfg, folder, log=lambda m: None, on_epoch_end=on_epoch_end)
-
-    straight = trained(tmp_path / "straight")
-
-    def preempted(epoch):
-        if epoch == 1:
-            raise KeyboardInterrupt("simulated preemption")
-
-    with pytest.raises(KeyboardInterrupt):
-        trained(tmp_path / "resumed", preempted)
-    resumed = trained(tmp_path / "resumed")
-    assert all(torch.equal(straight.best_state[k], resumed.best_state[k]) for k in straight.best_state)
-    strip = [{k: v for k, v in r.items() if k not in ("seconds", "images_per_second")} for r in straight.history]
-    assert strip == [{k: v for k, v in r.items() if k not in ("seconds", "images_per_second")}
-                     for r in resumed.history]
+    assert_interrupted_run_resumes_bit_identically(
+        run_settings(ddmnist_files["D4"], "D4", second_view),
+        TrainConfig(lr=1e-3, batch_size=50, epochs=3, patience=5, seed=0), tmp_path)
 
 
 def test_normalisation_maps_every_split_through_the_same_affine_map(ddmnist_files):

@@ -5,12 +5,15 @@ from the trainer's augment_generator(seed, epoch)."""
 import numpy as np
 import pytest
 import torch
+from checkpoints import (
+    assert_interrupted_run_resumes_bit_identically,  # tests/ is on sys.path
+)
 
 from approxeq.algebra.rotations import rotate_bilinear
 from approxeq.data import cifar10, mnist, tmnist
 from approxeq.data.medmnist3d import fetch_medmnist
 from approxeq.experiments import setup_experiment
-from approxeq.method.train import TrainConfig, augment_generator, seed_everything, train
+from approxeq.method.train import TrainConfig, augment_generator
 
 CPU = torch.device("cpu")
 LEARNED = {"algebra": 1.0, "output_equivariance": 0.25, "equivariance": 0.25, "regulariser": 1.0}
@@ -135,23 +138,5 @@ def deterministic():
 
 @pytest.mark.parametrize("experiment", ["mnist_d3", "cifar10"])
 def test_an_interrupted_run_resumes_bit_identically(data, tmp_path, experiment, deterministic):
-    cfg = TrainConfig(lr=1e-3, batch_size=10, epochs=3, patience=5, seed=0)
-
-    def trained(folder, on_epoch_end=None):
-        seed_everything(0)
-        setup = setup_experiment(settings(experiment, data), CPU)
-        return train(setup.model, setup.data, cfg, folder, log=lambda m: None, on_epoch_end=on_epoch_end)
-
-    straight = trained(tmp_path / "straight")
-
-    def preempted(epoch):
-        if epoch == 1:
-            raise KeyboardInterrupt("simulated preemption")
-
-    with pytest.raises(KeyboardInterrupt):
-        trained(tmp_path / "resumed", preempted)
-    resumed = trained(tmp_path / "resumed")
-    assert all(torch.equal(straight.best_state[k], resumed.best_state[k]) for k in straight.best_state)
-    timing = ("seconds", "images_per_second")
-    assert ([{k: v for k, v in r.items() if k not in timing} for r in straight.history]
-            == [{k: v for k, v in r.items() if k not in timing} for r in resumed.history])
+    assert_interrupted_run_resumes_bit_identically(
+        settings(experiment, data), TrainConfig(lr=1e-3, batch_size=10, epochs=3, patience=5, seed=0), tmp_path)
