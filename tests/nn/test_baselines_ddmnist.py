@@ -26,6 +26,8 @@ from approxeq.nn.encoder_head import count_parameters
 from approxeq.nn.registry import build_model  # noqa: E402
 
 GROUPS = ["C4", "D1", "D4"]
+# the other subgroups of D4 with a non-identity element, by name: the same builders, no code of their own
+OTHER_SUBGROUPS = ["C2", "D2"]
 # Computed from the models at the paper's sizes (c = 6, 66 latent fields, 100 classes), next to the
 # paper's Par (M) column (Table 4): RPP 0.79, 0.08, 1.73; Restriction 0.12, 0.33, 0.17. Why they
 # differ: the builders' docstrings (their gated band-limited fields against our regular fields).
@@ -53,7 +55,7 @@ def rpp_with_equivariant_path_alone(group: str, seed: int = 0):
     return model
 
 
-@pytest.mark.parametrize("group", GROUPS)
+@pytest.mark.parametrize("group", GROUPS + OTHER_SUBGROUPS)
 def test_rpp_with_its_plain_path_zeroed_is_invariant_to_every_element(group):
     """Logits and latent unchanged when the whole canvas is transformed by every element of G (our
     image action); a non-zero plain path breaks the invariance."""
@@ -81,7 +83,7 @@ def escnn_element(group: str, x_up: torch.Tensor, gx_up: torch.Tensor, t_in):
     return matches[0]
 
 
-@pytest.mark.parametrize("group", GROUPS)
+@pytest.mark.parametrize("group", GROUPS + OTHER_SUBGROUPS)
 def test_restriction_is_equivariant_up_to_the_restriction_and_not_invariant(group):
     """Before the RestrictionModule the features transform by their field type's action (each our
     element matched with escnn's by its action on the input); the whole network, on random
@@ -108,6 +110,16 @@ def test_restriction_is_equivariant_up_to_the_restriction_and_not_invariant(grou
             assert_equal_to_float_tolerance(moved, features.transform(element).tensor)
             difference = (model(gx) - logits).abs().max().item()
             assert difference > 1e-3 * logits.abs().max().item(), f"invariant to element {g}"
+
+
+@pytest.mark.parametrize("name", ["ddmnist_scnn", "ddmnist_rpp", "ddmnist_restriction"])
+def test_every_subgroup_of_d4_builds_every_baseline_by_name(name):
+    """C1 (the trivial group: a CNN with escnn's layers) to D4: one builder per baseline, the
+    group's escnn gspace and trivial subgroup worked out from its name."""
+    for group in ("C1", "C2", "C4", "D1", "D2", "D4"):
+        model = build_model(name, group=group, c=1, latent_dim=8)
+        with torch.no_grad():
+            assert model.eval()(canvas(4, batch=2)).shape == (2, 100), (name, group)
 
 
 def test_rpp_prior_is_the_weighted_l2_of_both_paths_and_enters_the_loss():

@@ -107,6 +107,29 @@ def test_per_seed_data_draw_builds_one_ddmnist_per_group_and_seed(tmp_path):
             assert job and job[1] == f"results/data/ddmnist/{group}_seed{seed}.npz", (group, seed)
 
 
+D2_ONLY = """\
+ddmnist:
+  groups: [D2]
+  artefacts: {D2: false}
+  models:
+""" + "".join(f"    {m}: {{label: {m}, weights: {{equivariance: {{D2: {lam}}}}}, lr: {{D2: 1.0e-3}}, groups: [D2]}}\n"
+              for m, lam in (("cnn", 0.0), ("ours", 1.0), ("scnn", 0.0), ("rpp", 0.0), ("restriction", 0.0))) + """\
+  latent_study: {model: ours, baseline: cnn, groups: [D2], seeds: [0], cells: [{placement: conv, penalty: mse}]}
+"""
+
+
+def test_any_subgroup_of_d4_is_a_ddmnist_group_by_configuration_alone(tmp_path):
+    """D2, not one of the paper's groups: every model, baselines included, trains by configuration
+    (the escnn gspace and trivial subgroup come from the group's name)."""
+    overlay = tmp_path / "d2.yaml"
+    overlay.write_text(D2_ONLY)
+    result = snakemake("-n", "--directory", str(tmp_path), "results/quick/tables/table4.csv", "--configfile",
+                       str(ROOT / "config.yaml"), str(ROOT / "config.quick.yaml"), str(overlay), cwd=ROOT)
+    assert result.returncode == 0, result.stderr + result.stdout
+    trained = set(re.findall(r"results/quick/runs/ddmnist/(\w+)/(\w+)/seed\d+/model\.pt", result.stdout))
+    assert trained == {("D2", m) for m in ("cnn", "ours", "scnn", "rpp", "restriction")}
+
+
 def test_latent_study_target_trains_only_its_runs(tmp_path):
     """The study is its own target: D4 seed 0 of the CNN and of ours at every placement × penalty,
     the cell equal to ours' own configuration being the Table 4 run (not trained twice)."""

@@ -15,6 +15,18 @@ from approxeq.algebra.groups import FiniteGroup, GroupError
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
 
+PLANAR_GROUPS = ("C1", "C2", "C4", "D1", "D2", "D4")  # the subgroups of D4 that act on square images
+
+
+def planar_parameters(group: FiniteGroup) -> tuple[int, bool]:
+    """(n, reflections) of C_n (False) or D_n (True), n dividing 4: how the group acts on images,
+    by quarter turns and the reflection of the rows (also how escnn's gspace of it is built)."""
+    kind, n = group.name[0], int(group.name[1:]) if group.name[1:].isdigit() else -1
+    if kind not in "CD" or n < 1 or 4 % n != 0:
+        raise GroupError(f"no planar image action for {group.name}: supported are {', '.join(PLANAR_GROUPS)}")
+    return n, kind == "D"
+
+
 def planar_elements(group: FiniteGroup) -> list[tuple[int, int]]:
     """(counter-clockwise quarter turns, reflection bit) of each element of C_n / D_n, n dividing 4.
 
@@ -22,10 +34,8 @@ def planar_elements(group: FiniteGroup) -> list[tuple[int, int]]:
     the horizontal axis (rows reversed) applied first, then the rotation, which is the order that
     matches groups.dihedral's multiplication table.
     """
-    kind, n = group.name[0], int(group.name[1:]) if group.name[1:].isdigit() else -1
-    if kind not in "CD" or n < 1 or 4 % n != 0:
-        raise GroupError(f"no planar image action for {group.name}: supported are C1, C2, C4, D1, D2, D4")
-    flips = (0,) if kind == "C" else (0, 1)
+    n, reflections = planar_parameters(group)
+    flips = (0, 1) if reflections else (0,)
     return [(k * (4 // n), f) for f in flips for k in range(n)]
 
 

@@ -9,6 +9,9 @@ import warnings
 import torch
 from torch import nn
 
+from approxeq.algebra.actions import planar_parameters
+from approxeq.algebra.groups import group_from_name
+
 INSTALL_HINT = ("escnn (the `baselines` extra) is not installed in this environment. Install it "
                 "with `envs/install_baselines.sh` (./install.sh runs it; no Fortran compiler needed)")
 
@@ -49,15 +52,22 @@ def _escnn():
 
 
 def planar_gspace(group: str):
-    """escnn's gspace of `group` acting on the plane, with our conventions (groups.planar_elements,
-    actions.image_action): element k of C4 is torch.rot90(x, k, dims=(-2, -1)); D1's reflection is
-    torch.flip(x, (-2,)), the reflection of escnn's flip2dOnR2 with axis 0."""
+    """escnn's gspace of `group`, any subgroup of D4 by name (C1, C2, C4, D1, D2, D4), acting on the
+    plane with our conventions (actions.planar_elements, actions.image_action): C_n's generator is
+    torch.rot90 by 4/n quarter turns; the reflection is torch.flip(x, (-2,)), escnn's with axis 0."""
     gspaces, _ = _escnn()
-    builders = {"C4": lambda: gspaces.rot2dOnR2(4), "D1": lambda: gspaces.flip2dOnR2(axis=0.0),
-                "D4": lambda: gspaces.flipRot2dOnR2(4, axis=0.0)}
-    if group not in builders:
-        raise ValueError(f"no steerable baseline for group {group!r}; known: {sorted(builders)}")
-    return builders[group]()
+    n, reflections = planar_parameters(group_from_name(group))
+    if not reflections:
+        return gspaces.rot2dOnR2(n)
+    return gspaces.flip2dOnR2(axis=0.0) if n == 1 else gspaces.flipRot2dOnR2(n, axis=0.0)
+
+
+def trivial_subgroup_id(group: str):
+    """escnn's id of the trivial subgroup of planar_gspace(group)'s fibre group (Veefkind & Cesa's
+    `restrict_id`): 1 for C_n and for the flip group D1, (None, 1) for D_n with n > 1 (no reflection,
+    rotations of order 1)."""
+    n, reflections = planar_parameters(group_from_name(group))
+    return (None, 1) if reflections and n > 1 else 1
 
 
 class Steerable(nn.Module):

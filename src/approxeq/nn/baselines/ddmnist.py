@@ -15,6 +15,7 @@ from approxeq.nn.baselines.common import (
     _escnn,
     attach_rpp_prior,
     planar_gspace,
+    trivial_subgroup_id,
 )
 from approxeq.nn.encoder_head import EncoderHead
 from approxeq.nn.networks import DDMNIST_PLACEMENTS
@@ -25,9 +26,6 @@ LAYER_PLAN = (("block", 1, 7, 1, 2), ("block", 2, 5, 1, 2), ("pool", 5, 2, 1),
               ("block", 4, 3, 2, 2), ("pool", 5, 2, 1), ("block", 6, 3, 2, 0),
               ("block", 6, 3, 1, 1), ("pool", 5, 1, 1))
 
-# escnn's id of the trivial subgroup of each gspace's fibre group (Veefkind & Cesa's `restrict_id`:
-# 1 for C_N and for the flip group, (None, 1) for D_N: no reflection, rotations of order 1)
-TRIVIAL_SUBGROUP = {"C4": 1, "D1": 1, "D4": (None, 1)}
 RESTRICT_AFTER_BLOCK = 4  # their SteerableCNN(restrict=True): after block 4, before block 5
 
 
@@ -72,9 +70,9 @@ def steerable_body(group: str, n_channels: int, c: int, latent_dim: int,
                     enn.InnerBatchNorm(t_out), enn.ELU(t_out)]
         t, blocks = t_out, blocks + 1
         if blocks == restrict_after:
-            restrict = enn.RestrictionModule(t, TRIVIAL_SUBGROUP[group])
+            restrict = enn.RestrictionModule(t, trivial_subgroup_id(group))
             if restrict.out_type.fibergroup.order() != 1:
-                raise AssertionError(f"subgroup {TRIVIAL_SUBGROUP[group]} of {group} is not trivial")
+                raise AssertionError(f"subgroup {trivial_subgroup_id(group)} of {group} is not trivial")
             disentangle = enn.DisentangleModule(restrict.out_type)
             modules += [restrict, disentangle]
             t = disentangle.out_type
