@@ -15,7 +15,7 @@ PhiFlow/phiml pitfalls are avoided so that a simulation's result is bit-identica
 batch it runs in and whichever simulation was traced first: Solve(x0=...) is frozen into a
 torch trace (step_function), phiml's torch CG couples the members of a batch, and its sparse
 matrix products (MKL on CPU) round differently for different batch widths
-(_batch_independent_sparse_cg, on while simulating when `batch_independent_cg`).
+(smoke_cg.batch_independent_cg, on while simulating). Checks, storage and `generate`: smoke_files.
 
 Velocity lives on a StaggeredGrid with zero-velocity walls (a closed box, extrapolation ZERO),
 smoke on a CenteredGrid (zero-gradient walls). The domain is the square [0, R]² with R = resolution,

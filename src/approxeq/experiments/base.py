@@ -34,9 +34,6 @@ class ExperimentSetup:
     n_classes: int | None = None
 
 
-# Validation images on which every epoch records the latent diagnostics (a fixed seeded subset,
-
-
 def augments_per_epoch(run: dict) -> bool:
     """Whether a run's training inputs are augmented afresh every epoch (`augmentation.per_epoch`
     of its experiment's config). Absent, as in runs of library users and older settings: False,
