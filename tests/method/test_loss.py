@@ -3,47 +3,15 @@ augmented baseline."""
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
+from equivariant_model import setup  # tests/ is on sys.path
 
-from approxeq.algebra.actions import image_action, trivial_action
+from approxeq.algebra.actions import trivial_action
 from approxeq.algebra.groups import group_from_name
 from approxeq.algebra.representations import apply_matrices, latent_representation
 from approxeq.data.ddmnist import pair_action
 from approxeq.method.loss import LossWeights, method_loss
-from approxeq.nn.encoder_head import EncoderHead, count_parameters
+from approxeq.nn.encoder_head import count_parameters
 from approxeq.nn.networks import ddmnist_cnn
-
-
-class OrbitEncoder(nn.Module):
-    """Equivariant by construction: E(x)_{c,h} = f_c(T(h⁻¹) x), so E(T(g)x) = ρ_reg(g)^{⊕m} E(x);
-    plus invariant coordinates (means of f over the orbit) for the trivial part."""
-
-    def __init__(self, group, action, copies, trivial, size):
-        super().__init__()
-        self.group, self.action, self.copies, self.trivial = group, action, copies, trivial
-        self.f = nn.Linear(size * size, copies)
-
-    def forward(self, x):
-        n = self.group.order
-        views = [self.action(x, torch.full((len(x),), int(self.group.inverses[h]))) for h in range(n)]
-        responses = torch.stack([self.f(v.flatten(1)) for v in views], dim=2)  # B × copies × |G|
-        regular = responses.flatten(1)  # copy-major: block c holds (f_c(T(h⁻¹)x))_h
-        invariant = responses.mean(2)[:, : self.trivial]
-        return torch.cat([regular, invariant], 1)
-
-
-def setup(group_name="D4", size=6, copies=3, trivial=2):
-    group = group_from_name(group_name)
-    action = image_action(group, size)
-    encoder = OrbitEncoder(group, action, copies, trivial, size)
-    d = copies * group.order + trivial
-    model = EncoderHead(encoder, nn.Linear(d, 5), d)
-    rep = latent_representation(group, d, copies=copies)
-    latent_action = lambda z, g: apply_matrices(rep, g, z)  # noqa: E731
-    x = torch.randn(16, 1, size, size)
-    y = torch.randint(5, (16,))
-    g = torch.randint(group.order, (16,))
-    return model, action, latent_action, x, y, g
 
 
 @pytest.mark.parametrize("group_name", ["C4", "D1", "D4"])

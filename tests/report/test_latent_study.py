@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from equivariant_model import setup as equivariant_setup
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from snakemake.utils import update_config, validate
-from test_loss import setup as equivariant_setup
 from torch import nn
 
 from approxeq.algebra.actions import image_action, trivial_action
