@@ -19,6 +19,7 @@ include: "workflow/rules/analysis.smk"
 include: "workflow/rules/exploratory.smk"
 include: "workflow/rules/medmnist.smk"
 include: "workflow/rules/smoke.smk"
+include: "workflow/rules/classification.smk"
 include: "workflow/rules/study.smk"
 include: "workflow/rules/report.smk"
 
@@ -37,6 +38,7 @@ localrules:
     table_exploratory,
     table5,
     table6,
+    table_classification,
     aggregate_latent_study,
     latent_study_table,
     scorecard,

@@ -173,6 +173,7 @@ def check_config(config: dict) -> None:
         check_not_trained(config[experiment], experiment)
     check_smoke(config["smoke"])
     check_medmnist(config["medmnist"])
+    check_classification(config["classification"])
     missing = [g for g in ddm["groups"] if g not in ddm["artefacts"]]
     if missing:
         raise ConfigError(f"ddmnist.artefacts has no true/false entry for group(s) {missing}")
@@ -285,3 +286,34 @@ def check_medmnist(medmnist: dict) -> None:
                     f"medmnist.network.latent_dim = {network['latent_dim']} is smaller than "
                     f"|{medmnist['group']}| = {order}; medmnist.models.{model}.weights.equivariance.{flag} > 0 "
                     f"needs d >= |G|")
+
+
+def check_classification(block: dict) -> None:
+    """Each of the user's data sets: a name no other experiment has, a group that acts exactly on
+    its domain (read here, once, as the jobs will read it), a known network, and room in the latent
+    for a copy of the regular representation where a model's λ > 0."""
+    from approxeq.algebra.groups import GroupError
+    from approxeq.algebra.symmetry import symmetry
+    from approxeq.data.medmnist3d import FLAGS
+    from approxeq.experiments import EXPERIMENTS
+    from approxeq.experiments.classification import dataset_network, model_weights
+
+    for name, dataset in block["datasets"].items():
+        key = f"classification.datasets.{name}"
+        if name in EXPERIMENTS or name in FLAGS:
+            raise ConfigError(f"{key}: {name!r} is already the name of an experiment; choose another")
+        try:
+            acting = symmetry(dataset["group"], dataset["domain"])
+        except GroupError as error:
+            raise ConfigError(f"{key}.group: {error}") from None
+        network = dataset_network(block, dataset)
+        if "name" not in network:
+            raise ConfigError(f"{key}: classification.networks.{dataset['domain']} names no network (name:)")
+        check_network_name(network["name"], f"{key}.network.name")
+        for model in block["models"]:
+            weights = model_weights(block, dataset, model)
+            if weights["equivariance"] > 0 and network.get("latent_dim", 0) < acting.order:
+                raise ConfigError(
+                    f"{key}: the network's latent_dim = {network.get('latent_dim')} is smaller than "
+                    f"|{acting.name}| = {acting.order}; classification.models.{model} has λ > 0 "
+                    "(weights.equivariance), which needs d >= |G|")

@@ -17,7 +17,7 @@ from approxeq.data.medmnist3d import (
     synthetic_medmnist,
 )
 from approxeq.experiments import setup_experiment
-from approxeq.experiments.medmnist import stratified_sample
+from approxeq.data.classification import stratified_sample
 from approxeq.method.train import TrainConfig, train
 from approxeq.nn.encoder_head import count_parameters
 from approxeq.nn.networks import medmnist_resnet3d

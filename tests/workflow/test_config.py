@@ -267,7 +267,7 @@ def test_relative_paths_must_stay_in_the_working_directory(key, value, ok):
 
 
 @pytest.mark.parametrize("overlay, expected", [
-    ({"ddmnistt": {"seeds": [0]}}, "the configuration: unknown key(s) 'ddmnistt'; allowed here: cifar10, compute"),
+    ({"ddmnistt": {"seeds": [0]}}, "the configuration: unknown key(s) 'ddmnistt'; allowed here: cifar10, classification, compute"),
     ({"ddmnist": {"training": {"epochs": 0}}}, "ddmnist.training.epochs = 0: allowed: ≥ 1"),
     ({"ddmnist": {"augmentation": {"second_view": "twice"}}},
      "ddmnist.augmentation.second_view = 'twice': allowed: one of ['exact', 'authors']"),

@@ -153,6 +153,8 @@ def test_latent_study_target_trains_only_its_runs(tmp_path):
     ("mnist:\n  sources: [{kind: local, path: no/such/mnist}]\n", "mnist.sources[0].path"),
     ("ddmnist:\n  models: {cnn: {label: CNN, lr: {C4: .inf, D1: 1.0e-3, D4: 5.0e-4}, "
      "weights: {equivariance: {C4: 0, D1: 0, D4: 0}}}}\n", "ddmnist.models.cnn.lr.C4"),
+    ("classification:\n  datasets: {mine: {npz: mine.npz, domain: image, group: C3, label: Mine}}\n",
+     "classification.datasets.mine.group: 'C3' does not act exactly on square images"),
 ])
 def test_bad_config_stops_before_any_job(tmp_path, text, expected):
     bad = tmp_path / "bad.yaml"
@@ -321,6 +323,11 @@ def test_quick_run_fills_every_table(quick_run, tmp_path):
     if medmnist["synthetic"].all():  # the download failed (always on CI machines): labelled so
         assert "SYNTHETIC" in (tables / "table5.html").read_text()
         assert pd.read_csv(tables / "table5_details.csv")["synthetic"].all()
+    mine = pd.read_csv(tables / "classification.csv")  # the worked example: MNIST with C4, no code
+    assert list(mine["Model"]) == ["CNN", "CNN", "Ours"] and list(mine["Aug"]) == ["No", "Yes", "Yes"]
+    assert not mine.isin(["–"]).any().any() and mine["Group"].eq("C4 (images)").all()
+    run = json.loads(quick_run.path("results/quick/runs/mnist_c4/C4/ours/seed0/train.json").read_text())["run"]
+    assert run["kind"] == "classification" and run["augmentation"]["per_epoch"]
     compile_tables(sorted(tables.glob("*.tex")), tmp_path / "latex")
     card = pd.read_csv(tables / "scorecard.csv")  # quick: nothing is comparable
     assert set(card["verdict"]) == {scorecard.QUICK, scorecard.NOT_RUN}

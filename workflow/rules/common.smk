@@ -10,9 +10,15 @@ sys.path.insert(0, SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, (SRC, os.getenv("PYTHONPATH")))))
 
 from approxeq.config import check_config, validate_config  # noqa: E402
+from approxeq.experiments import run_data as experiment_run_data  # noqa: E402
+from approxeq.experiments import run_network as experiment_run_network  # noqa: E402
 from approxeq.experiments import run_settings as experiment_run_settings  # noqa: E402
 from approxeq.experiments.base import model_network  # noqa: E402
+from approxeq.experiments.ddmnist import data_draw as ddmnist_data_draw  # noqa: E402
+from approxeq.experiments.ddmnist import data_file as ddmnist_data_file  # noqa: E402
 from approxeq.experiments.ddmnist import model_settings, study_cells  # noqa: E402
+from approxeq.experiments.smoke import simulation_files as smoke_simulation_files  # noqa: E402
+from approxeq.experiments.smoke import simulation_folder as smoke_simulation_folder  # noqa: E402
 from approxeq.experiments.exploratory import LEARNED  # noqa: E402
 from approxeq.nn.registry import missing_package, network_problem  # noqa: E402
 from snakemake.exceptions import WorkflowError  # noqa: E402
@@ -74,12 +80,8 @@ def not_trained(experiment):
 
 
 def ddmnist_data(group, seed=None):
-    """The DDMNIST file a run of `seed` reads: with data_draw "shared" one per group, drawn with
-    data_seed, for every seed; with "per_seed" one per (group, seed), drawn with that seed (None:
-    the first configured seed's)."""
-    if DDM["data_draw"] == "shared":
-        return f"{RESULTS}/data/ddmnist/{group}.npz"
-    return f"{RESULTS}/data/ddmnist/{group}_seed{DDM['seeds'][0] if seed is None else seed}.npz"
+    """The DDMNIST file a run of `seed` reads (one per group, or per group and seed: data_draw)."""
+    return ddmnist_data_file(config, group, seed)
 
 
 def ddmnist_data_files():
@@ -90,8 +92,7 @@ def ddmnist_data_files():
 
 def ddmnist_draw(name):
     """(group, seed of the draw) of a DDMNIST file name without its .npz (see ddmnist_data)."""
-    group, _, seed = name.partition("_seed")
-    return group, int(seed) if seed else DDM["data_seed"]
+    return ddmnist_data_draw(config, name)
 
 
 def ddmnist_runs():
@@ -134,13 +135,12 @@ EXPLORATORY = config["exploratory"]["experiments"]
 TMNIST_DIR = config["tmnist"]["dir"]
 CIFAR10_DIR = config["cifar10"]["dir"]
 SMOKE = config["smoke"]
-SMOKE_DIR = f"{RESULTS}/data/smoke"
+SMOKE_DIR = smoke_simulation_folder(config)
 
 
 def smoke_files():
     """One file per simulation k = 1..n_simulations."""
-    n = SMOKE["simulation"]["n_simulations"]
-    return [f"{SMOKE_DIR}/sim_{k:02d}.npz" for k in range(1, n + 1)]
+    return smoke_simulation_files(config)
 
 
 def smoke_run_files(name):
@@ -165,6 +165,22 @@ def medmnist_run_files(name):
     return [
         expand(f"{RUN_DIR}/{name}", experiment=f, group=MEDMNIST["group"], model=m, seed=s)[0]
         for f, m, s in medmnist_runs()
+    ]
+
+
+CLASSIFICATION = config["classification"]
+
+
+def classification_runs():
+    """(data set, group, model, seed) of every run on the user's own data sets."""
+    return [(name, d["group"], m, s) for name, d in CLASSIFICATION["datasets"].items()
+            for m in CLASSIFICATION["models"] for s in CLASSIFICATION["seeds"]]
+
+
+def classification_run_files(name):
+    return [
+        expand(f"{RUN_DIR}/{name}", experiment=x, group=g, model=m, seed=s)[0]
+        for x, g, m, s in classification_runs()
     ]
 
 
@@ -207,48 +223,21 @@ def table_experiment(number):
 def require_network(wildcards):
     """Stop before any job when a run needs an optional network whose package is missing (escnn
     for the baselines), with the model key and how to install it; other targets still build."""
-    if wildcards.experiment == "ddmnist":
-        network = model_network(DDM, model_settings(DDM, wildcards.model))
-        key = f"ddmnist.models.{wildcards.model}"
-    elif wildcards.experiment == "smoke":
-        network = model_network(SMOKE, SMOKE["models"][wildcards.model])
-        key = f"smoke.models.{wildcards.model}"
-    else:
-        return
-    problem = network_problem(network["name"])
+    network = experiment_run_network(config, wildcards.experiment, wildcards.model)
+    problem = network and network_problem(network[1])
     if problem:
-        raise WorkflowError(f"{key} (network {network['name']!r}) cannot be built: {problem}")
+        raise WorkflowError(f"{network[0]} (network {network[1]!r}) cannot be built: {problem}")
 
 
 def dataset_for(wildcards):
-    """The data file (or the record of a data folder) a run reads."""
+    """The data files a run waits for (its experiment module's data_files)."""
     require_network(wildcards)
-    if wildcards.experiment == "ddmnist":
-        return ddmnist_data(wildcards.group, int(wildcards.seed))
-    if wildcards.experiment == "tmnist":
-        return f"{RESULTS}/data/tmnist.npz"
-    if wildcards.experiment == "mnist_d3":
-        return f"{MNIST_DIR}/source.json"
-    if wildcards.experiment == "cifar10":
-        return f"{CIFAR10_DIR}/source.json"
-    if wildcards.experiment == "smoke":
-        return smoke_files()
-    if wildcards.experiment in MEDMNIST["datasets"]:
-        return f"{MEDMNIST_DIR}/{wildcards.experiment}.json"
-    raise ValueError(f"no dataset rule for experiment {wildcards.experiment!r}")
-
-
-def run_data(wildcards):
-    """The file or folder a run reads: a data folder is named by its record file in dataset_for
-    (source.json, <flag>.json), SMOKE by its simulations' folder."""
-    if wildcards.experiment == "smoke":
-        return SMOKE_DIR
-    data = dataset_for(wildcards)
-    return data if data.endswith(".npz") else os.path.dirname(data)
+    return experiment_run_data(config, wildcards.experiment, wildcards.group, wildcards.seed)[0]
 
 
 def run_settings(wildcards):
     """Everything a training job needs, as one dict (also written into its train.json): the
     experiment's module builds it from the configuration (approxeq.experiments)."""
+    data = experiment_run_data(config, wildcards.experiment, wildcards.group, wildcards.seed)[1]
     return experiment_run_settings(config, wildcards.experiment, wildcards.group, wildcards.model,
-                                   int(wildcards.seed), run_data(wildcards))
+                                   int(wildcards.seed), data)

@@ -68,6 +68,8 @@ rule report:
         latent_study_csv=rules.latent_study_table.output.csv,
         latent_study_html=rules.latent_study_table.output.html,
         fig_latent_study=rules.figure_latent_study.output[0],
+        classification_csv=rules.table_classification.output.csv,
+        classification_html=rules.table_classification.output.html,
         # provenance: every run's metrics (device, wall time, epochs) and every data file's hash
         metrics=list(
             dict.fromkeys(
@@ -76,13 +78,15 @@ rule report:
                 + exploratory_run_files("metrics.json")
                 + medmnist_run_files("metrics.json")
                 + smoke_run_files("metrics.json")
+                + classification_run_files("metrics.json")
             )
         ),
         data=[f"{MNIST_DIR}/{name}" for name in MNIST_FILES]
         + ddmnist_data_files()
         + [f"{RESULTS}/data/tmnist.npz", f"{CIFAR10_DIR}/source.json"]
         + [f"{MEDMNIST_DIR}/{flag}.json" for flag in MEDMNIST["datasets"]]
-        + smoke_files(),
+        + smoke_files()
+        + [d["npz"] for d in CLASSIFICATION["datasets"].values()],
         templates=TEMPLATES / "report.html.j2",
     output:
         config["report"],

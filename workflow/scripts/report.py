@@ -23,6 +23,12 @@ from approxeq.runtime.io import write_text_atomic
 from approxeq.runtime.logs import redirect_to_log
 
 
+def classification_section(block):
+    """What the report says about the user's own data sets: one line per data set."""
+    return [{"name": name, "label": d["label"], "npz": d["npz"], "group": d["group"], "domain": d["domain"]}
+            for name, d in block["datasets"].items()]
+
+
 def main(inputs, config, template_dir, repo, output, log_path):
     with redirect_to_log(log_path):
         scorecard = pd.read_csv(inputs["scorecard"])
@@ -46,10 +52,12 @@ def main(inputs, config, template_dir, repo, output, log_path):
             comparisons={n: comparison(scorecard, n) for n in range(1, 7)},
             tables={name: open(inputs[name]).read() for name in
                     ("table1_html", "table2_html", "table3_html", "table4_html", "table5_html",
-                     "table5_details_html", "table6_html", "latent_study_html")},
+                     "table5_details_html", "table6_html", "latent_study_html", "classification_html")},
             links={name: link(inputs[name]) for name in
                    ("scorecard", "runs", "exploratory_runs", "table1_csv", "table2_csv", "table3_csv",
-                    "table4_csv", "table5_csv", "table5_details_csv", "table6_csv", "latent_study_csv")},
+                    "table4_csv", "table5_csv", "table5_details_csv", "table6_csv", "latent_study_csv",
+                    "classification_csv")},
+            classification=classification_section(config["classification"]),
             runs=readable(runs), exploratory_runs=readable(exploratory_runs),
             config_yaml=yaml.safe_dump(json.loads(json.dumps(config, default=str)), sort_keys=False),
             config_hash=config_hash(config), data=data_files(list(inputs["data"])),

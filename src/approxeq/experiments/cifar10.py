@@ -18,6 +18,12 @@ from approxeq.method.evaluate import accuracy
 run_settings = exploratory.run_settings
 
 
+def data_files(config: dict, experiment: str, group: str, seed: int) -> tuple[list[str], str]:
+    """(the files the workflow makes before a run starts, the file or folder the run reads)."""
+    folder = config["cifar10"]["dir"]
+    return [f"{folder}/source.json"], folder  # a data folder is named by its record
+
+
 def setup(run: dict, device: torch.device) -> ExperimentSetup:
     """C4 acting on 32×32 RGB images by quarter turns; labels invariant."""
     from approxeq.algebra.actions import image_action

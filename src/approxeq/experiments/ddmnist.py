@@ -91,6 +91,34 @@ def study_cells(ddm: dict) -> list[dict]:
     return cells
 
 
+def data_file(config: dict, group: str, seed: int | None = None) -> str:
+    """The DDMNIST file a run of `seed` reads: with data_draw "shared" one per group, drawn with
+    data_seed, for every seed; with "per_seed" one per (group, seed), drawn with that seed (None:
+    the first configured seed's)."""
+    ddm, folder = config["ddmnist"], f"{config['results']}/data/ddmnist"
+    if ddm["data_draw"] == "shared":
+        return f"{folder}/{group}.npz"
+    return f"{folder}/{group}_seed{ddm['seeds'][0] if seed is None else seed}.npz"
+
+
+def data_draw(config: dict, name: str) -> tuple[str, int]:
+    """(group, seed of the draw) of a DDMNIST file name without its .npz (see data_file)."""
+    group, _, seed = name.partition("_seed")
+    return group, int(seed) if seed else config["ddmnist"]["data_seed"]
+
+
+def data_files(config: dict, experiment: str, group: str, seed: int) -> tuple[list[str], str]:
+    """(the files the workflow makes before a run starts, the file or folder the run reads)."""
+    data = data_file(config, group, seed)
+    return [data], data
+
+
+def network_key(config: dict, model: str) -> tuple[str, str]:
+    """(config key, network name) of a model: what the workflow checks is buildable before a job."""
+    ddm = config["ddmnist"]
+    return f"ddmnist.models.{model}", model_network(ddm, model_settings(ddm, model))["name"]
+
+
 def run_settings(config: dict, experiment: str, group: str, model: str, seed: int, data: str) -> dict:
     """Everything a DDMNIST training job needs, as one dict (also written into its train.json)."""
     ddm = config["ddmnist"]

@@ -1,12 +1,12 @@
 """MedMNIST3D (Section 6.2, Table 5): O ≅ S4 rotating 28³ volumes by exact voxel permutations."""
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from approxeq.algebra.actions import trivial_action
 from approxeq.algebra.representations import apply_matrices, latent_representation
+from approxeq.data.classification import stratified_sample
 from approxeq.experiments.base import (
     ExperimentSetup,
     augments_per_epoch,
@@ -20,18 +20,10 @@ from approxeq.nn.registry import build_model
 SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}
 
 
-def stratified_sample(labels, count: int, seed) -> np.ndarray:
-    """Sorted indices of `count` samples drawn round-robin over the classes in a seeded random
-    order, so a small subset still holds every class (AUC is undefined for an absent class)."""
-    order = np.random.default_rng(seed).permutation(len(labels))
-    rank = np.empty(len(labels), dtype=np.int64)
-    for c in np.unique(labels):
-        members = order[labels[order] == c]
-        rank[members] = np.arange(len(members))
-    position = np.empty(len(labels), dtype=np.int64)
-    position[order] = np.arange(len(labels))
-    chosen = np.lexsort((position, rank))[:count]
-    return np.sort(chosen)
+def data_files(config: dict, experiment: str, group: str, seed: int) -> tuple[list[str], str]:
+    """(the files the workflow makes before a run starts, the file or folder the run reads)."""
+    folder = config["medmnist"]["dir"]
+    return [f"{folder}/{experiment}.json"], folder  # the flag's record names the folder
 
 
 def setup(run: dict, device: torch.device) -> ExperimentSetup:

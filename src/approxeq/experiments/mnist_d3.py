@@ -16,6 +16,12 @@ from approxeq.method.train import EpochViews
 run_settings = exploratory.run_settings
 
 
+def data_files(config: dict, experiment: str, group: str, seed: int) -> tuple[list[str], str]:
+    """(the files the workflow makes before a run starts, the file or folder the run reads)."""
+    folder = config["mnist"]["dir"]
+    return [f"{folder}/source.json"], folder  # a data folder is named by its record
+
+
 def setup(run: dict, device: torch.device) -> ExperimentSetup:
     """D3 on MNIST augmented by arbitrary rotations: r a 120° rotation, s a flip about the vertical
     axis (bilinear interpolation, so the action is only approximately a homomorphism)."""

@@ -122,6 +122,26 @@ def setup(run: dict, device: torch.device) -> ExperimentSetup:
         extra_metrics=extra_metrics)
 
 
+def simulation_files(config: dict) -> list[str]:
+    """One file per simulation k = 1..n_simulations, in the folder SMOKE's runs read."""
+    n = config["smoke"]["simulation"]["n_simulations"]
+    return [f"{simulation_folder(config)}/sim_{k:02d}.npz" for k in range(1, n + 1)]
+
+
+def simulation_folder(config: dict) -> str:
+    return f"{config['results']}/data/smoke"
+
+
+def data_files(config: dict, experiment: str, group: str, seed: int) -> tuple[list[str], str]:
+    """(the files the workflow makes before a run starts, the file or folder the run reads)."""
+    return simulation_files(config), simulation_folder(config)
+
+
+def network_key(config: dict, model: str) -> tuple[str, str]:
+    """(config key, network name) of a model: what the workflow checks is buildable before a job."""
+    return f"smoke.models.{model}", model_network(config["smoke"], config["smoke"]["models"][model])["name"]
+
+
 def run_settings(config: dict, experiment: str, group: str, model: str, seed: int, data: str) -> dict:
     """Everything a SMOKE training job needs."""
     smoke = config["smoke"]

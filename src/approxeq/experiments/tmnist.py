@@ -16,6 +16,12 @@ from approxeq.method.train import EpochViews
 run_settings = exploratory.run_settings
 
 
+def data_files(config: dict, experiment: str, group: str, seed: int) -> tuple[list[str], str]:
+    """(the files the workflow makes before a run starts, the file or folder the run reads)."""
+    data = f"{config['results']}/data/tmnist.npz"
+    return [data], data
+
+
 def setup(run: dict, device: torch.device) -> ExperimentSetup:
     """C2 on two typefaces: a sample is (own font, other font); g = 1 swaps the channels."""
     from approxeq.data import tmnist

@@ -1,0 +1,138 @@
+"""Your own data and group, by configuration: image (2D) or volume (3D) classification.
+
+A `classification.datasets.<name>` entry points at an npz in medmnist's layout
+(data/classification.py) and names a group that acts exactly on its grid (algebra/symmetry.py: a
+subgroup of D4 on square images, of O on cubic volumes). Every configured model (by default a CNN,
+the CNN trained on G-augmented data and ours) is trained per seed with the method's one loss; the
+test metrics are accuracy on the test split as stored and on the same samples each moved by a
+seeded random element of G (identical for every model and seed), and the latent equivariance error.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from approxeq.algebra.actions import trivial_action
+from approxeq.algebra.representations import apply_matrices, latent_representation
+from approxeq.algebra.symmetry import symmetry
+from approxeq.data.classification import load_classification, stratified_sample
+from approxeq.experiments.base import ExperimentSetup, augments_per_epoch, group_element_views
+from approxeq.method.evaluate import accuracy
+from approxeq.method.loss import LossWeights, method_objective
+from approxeq.method.train import TaskData
+from approxeq.nn.registry import build_model
+
+SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}
+
+
+def data_files(config: dict, experiment: str, group: str, seed: int) -> tuple[list[str], str]:
+    """(the files the workflow makes before a run starts, the file or folder the run reads)."""
+    record = record_file(config, experiment)
+    return [record], record
+
+
+def record_file(config: dict, name: str) -> str:
+    """Where check_classification_data writes the record of data set `name` (what its runs read)."""
+    return f"{config['results']}/data/classification/{name}.json"
+
+
+def dataset_network(block: dict, dataset: dict) -> dict:
+    """A data set's network: the block's network for its domain with the data set's own keys on top."""
+    return {**block["networks"][dataset["domain"]], **dataset.get("network", {})}
+
+
+def model_weights(block: dict, dataset: dict, model: str) -> dict:
+    """A model's loss weights; a data set's `equivariance` (λ) replaces the model's where the model
+    uses the latent term (λ > 0), so one data set can be tuned without touching the others."""
+    weights = dict(block["models"][model]["weights"])
+    if weights["equivariance"] > 0 and "equivariance" in dataset:
+        weights["equivariance"] = dataset["equivariance"]
+    return weights
+
+
+def run_settings(config: dict, experiment: str, group: str, model: str, seed: int, data: str) -> dict:
+    """Everything a classification job needs; the experiment is the data set's name and `data`
+    the record that check_classification_data wrote for its npz."""
+    block = config["classification"]
+    dataset, settings, training = block["datasets"][experiment], block["models"][model], block["training"]
+    return {
+        "experiment": experiment,
+        "kind": "classification",
+        "group": dataset["group"],
+        "domain": dataset["domain"],
+        "model": model,
+        "seed": seed,
+        "data": data,
+        "network": dataset_network(block, dataset),
+        "penalty": block["penalty"],
+        "lr": dataset.get("lr", settings["lr"]),
+        "weights": model_weights(block, dataset, model),
+        "batch_size": training["batch_size"],
+        "eval_batch_size": training["eval_batch_size"],
+        "epochs": training["epochs"],
+        "patience": training["patience"],
+        "weight_decay": training["weight_decay"],
+        "lr_decay": training["lr_decay"],
+        "transformed_test_seed": block["transformed_test_seed"],
+        "subset": block["subset"],
+        "data_seed": block["data_seed"],
+        # models with aug "No" (the plain CNN) train on the samples as stored
+        "augmentation": {"per_epoch": block["augmentation"]["per_epoch"] and settings["aug"] == "Yes"},
+        "deterministic": config["compute"]["deterministic"],
+    }
+
+
+def setup(run: dict, device: torch.device) -> ExperimentSetup:
+    """The group read once (name and domain), acting on the data's grid; test sets "test" (as
+    stored) and "test_transformed" (each sample moved by a seeded element of G)."""
+    data = load_classification(run["data"])
+    record = data["record"]
+    if record["domain"] != run["domain"]:
+        raise ValueError(f"{record['file']} holds {record['domain']}s, but its data set is configured "
+                         f"with domain {run['domain']!r} (classification.datasets.{run['experiment']}.domain)")
+    acting = symmetry(run["group"], run["domain"])
+    group = acting.group
+    input_action = acting.action(record["side"]).to(device)
+    network = dict(run["network"], n_classes=record["n_classes"], n_channels=record["channels"])
+    rep = latent_representation(group, network["latent_dim"]).to(device)
+    eval_batch = run["eval_batch_size"]
+    subset = run.get("subset") or {}
+
+    def tensors(split: str):
+        images, labels = data[split]
+        if split in subset and subset[split] < len(labels):
+            keep = stratified_sample(labels, subset[split], [run["data_seed"], SPLIT_SEEDS[split]])
+            images, labels = images[keep], labels[keep]
+        return torch.from_numpy(images).to(device), torch.from_numpy(labels).to(device)
+
+    def prepare(x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.uint8:  # medmnist's (x/255 − 0.5)/0.5
+            return x.float().div_(255.0).sub_(0.5).div_(0.5)
+        return x.float()
+
+    def metric(model, x, y):
+        return accuracy(model, x, y, prepare, eval_batch)
+
+    def latent_action(z, g):
+        return apply_matrices(rep, g, z)
+
+    x_test, y_test = tensors("test")
+    moved = torch.randint(group.order, (len(x_test),),
+                          generator=torch.Generator().manual_seed(run["transformed_test_seed"]))
+    x_test_transformed = input_action(x_test, moved.to(device))
+
+    model = build_model(network.pop("name"), **network).to(device)
+    objective = method_objective(LossWeights(**run["weights"]), F.cross_entropy, input_action,
+                                 latent_action, trivial_action, penalty=run["penalty"])
+    (x_train, y_train), (x_val, y_val) = tensors("train"), tensors("val")
+    task_data = TaskData(x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val,
+                         group_order=group.order, objective=objective, val_metric=metric,
+                         prepare=prepare, maximize=True,
+                         epoch_views=(group_element_views(x_train, group.order, input_action)
+                                      if augments_per_epoch(run) else None))
+    return ExperimentSetup(model=model, data=task_data,
+                           test_sets={"test": (x_test, y_test),
+                                      "test_transformed": (x_test_transformed, y_test)},
+                           test_metric=metric, metric_name="accuracy", synthetic=record["synthetic"],
+                           input_action=input_action, latent_action=latent_action,
+                           n_classes=record["n_classes"])
