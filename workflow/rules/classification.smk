@@ -11,7 +11,7 @@ rule mnist_classification_npz:
     output:
         f"{MNIST_DIR}/mnist_classification.npz",
     params:
-        mnist_dir=MNIST_DIR,
+        mnist_dir=lambda w, input: os.path.dirname(input.record),
         val=5000,  # the last 5,000 training digits validate, as is usual for MNIST
     log:
         f"{LOGS}/mnist_classification_npz.log",
