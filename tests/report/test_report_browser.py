@@ -59,7 +59,8 @@ def tiny_inputs(tmp_path: Path) -> tuple[dict, dict, pd.DataFrame]:
     pd.DataFrame([dict(experiment="tmnist", group="C2", model="learned", seed=0, test_algebra=5e-6,
                        synthetic=False)]).to_csv(inputs["exploratory_runs"], index=False)
     wide = pd.DataFrame({f"column_{i}": [0.123456, 7.0] for i in range(18)}).assign(model=["cnn", "ours"])
-    for name in ("table1", "table2", "table3", "table4", "table5", "table5_details", "table6", "latent_study"):
+    for name in ("table1", "table2", "table3", "table4", "table5", "table5_details", "table6", "latent_study",
+                 "classification"):
         inputs[f"{name}_csv"] = files / f"{name}.csv"
         wide.to_csv(inputs[f"{name}_csv"], index=False)
         inputs[f"{name}_html"] = files / f"{name}.html"
@@ -94,8 +95,10 @@ def test_tiny_report_holds_the_scorecard_and_the_papers_order(tmp_path):
         assert f'data-verdict="{verdict}">{verdict}: <strong>{n}</strong>' in html
     order = [html.index(f'id="{anchor}"') for anchor in
              ("scorecard", "section4", "table1", "table2", "table3", "figure3", "figure4", "figure5",
-              "section6", "table4", "figure6", "table5", "table6", "figure2", "figure7", "methods", "provenance")]
+              "section6", "table4", "figure6", "table5", "table6", "figure2", "figure7", "your-data", "methods",
+              "provenance")]
     assert order == sorted(order)
+    assert "None configured." in html  # the paper configuration has no data set of the user's
     # not a quick run: no QUICK RUN banner or section mark; the one synthetic table marked, and only it
     assert "<strong>QUICK RUN</strong>" not in html and 'title="QUICK RUN"' not in html
     assert html.count('title="SYNTHETIC DATA: stand-in."') == 1

@@ -344,7 +344,8 @@ def test_quick_run_report_reads_well(quick_run):
     report = quick_run.path("reports/report_quick.html")
     text = report.read_text()
     for section in ("Scorecard", "Table 4", "Latent study", "Figure 6", "Provenance", "Table 1", "Table 2",
-                    "Table 3", "Table 5", "Table 6", "Figure 2", "Figure 3", "Figure 4", "Figure 5", "Figure 7"):
+                    "Table 3", "Table 5", "Table 6", "Figure 2", "Figure 3", "Figure 4", "Figure 5", "Figure 7",
+                    "Your data sets", "MNIST, C4 (worked example)"):
         assert section in text, section
     assert "QUICK RUN" in text
     card = pd.read_csv(quick_run.path("results/quick/tables/scorecard.csv"))

@@ -17,8 +17,9 @@ from approxeq.algebra.actions import (
     planar_elements,
     planar_transforms,
 )
-from approxeq.algebra.groups import FiniteGroup, direct_product, group_from_name
+from approxeq.algebra.groups import FiniteGroup, direct_product
 from approxeq.algebra.rotations import rotate_bilinear
+from approxeq.algebra.symmetry import Symmetry, symmetry
 from approxeq.runtime.io import load_splits, save_splits
 
 DIGIT = 28
@@ -39,14 +40,20 @@ class Canvas:
             raise ValueError(f"canvas size {self.size} / top {self.top} cannot hold two 28×28 digits")
 
 
-def product_group(group_name: str) -> FiniteGroup:
+def digit_group(group: Symmetry | str) -> FiniteGroup:
+    """The group acting on each digit: a Symmetry read once by the caller (a training job reads
+    the run's group name once and passes the object on), or a name, read here."""
+    return (group if isinstance(group, Symmetry) else symmetry(group, "image")).group
+
+
+def product_group(group: Symmetry | str) -> FiniteGroup:
     """The group the method uses: one factor per digit (e.g. C4 → C4×C4)."""
-    g = group_from_name(group_name)
+    g = digit_group(group)
     return direct_product(g, g)
 
 
-def pair_action(group_name: str, canvas: Canvas = Canvas()):
-    g = group_from_name(group_name)
+def pair_action(group: Symmetry | str, canvas: Canvas = Canvas()):
+    g = digit_group(group)
     return patch_product_action([g, g], (canvas.size, canvas.size), canvas.patches)
 
 
@@ -100,11 +107,11 @@ class PairAugmentation:
     (one gather, pair_action) or with interpolation artefacts (act_on_digits per patch, `angles`
     (N, 2) one per digit). Canvases are uint8 (N×1×S×S) in and out, rounded as DDMNIST is stored."""
 
-    def __init__(self, group_name: str, canvas: Canvas, artefacts: bool, device="cpu"):
-        self.factor = group_from_name(group_name)
+    def __init__(self, group: Symmetry | str, canvas: Canvas, artefacts: bool, device="cpu"):
+        self.factor = digit_group(group)
         self.canvas = canvas
         self.artefacts = artefacts
-        self.exact = pair_action(group_name, canvas).to(device)
+        self.exact = pair_action(group, canvas).to(device)
 
     def __call__(self, x: torch.Tensor, elements: torch.Tensor, angles: torch.Tensor | None = None) -> torch.Tensor:
         if not self.artefacts:
@@ -144,7 +151,7 @@ def build_ddmnist(mnist: dict, group_name: str, artefacts: bool, seed: int,
                   per_class: dict[str, int], canvas: Canvas = Canvas()) -> dict[str, dict]:
     """Splits train (from MNIST train), val and test (from MNIST test), as protocols.md."""
     canvas.check()
-    group = group_from_name(group_name)
+    group = digit_group(group_name)
     rng = np.random.default_rng(seed)
     source = {"train": "train", "val": "test", "test": "test"}
     return {split: sample_split(mnist[f"{source[split]}_images"], mnist[f"{source[split]}_labels"],

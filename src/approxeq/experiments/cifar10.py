@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from approxeq.algebra.actions import trivial_action
+from approxeq.algebra.symmetry import symmetry
+from approxeq.data import cifar10 as cifar10_data
 from approxeq.experiments import exploratory
 from approxeq.experiments.base import (
     ExperimentSetup,
@@ -26,11 +28,7 @@ def data_files(config: dict, experiment: str, group: str, seed: int) -> tuple[li
 
 def setup(run: dict, device: torch.device) -> ExperimentSetup:
     """C4 acting on 32×32 RGB images by quarter turns; labels invariant."""
-    from approxeq.algebra.actions import image_action
-    from approxeq.algebra.groups import group_from_name
-    from approxeq.data.cifar10 import load_cifar10
-
-    data = load_cifar10(run["data"])
+    data = cifar10_data.load_cifar10(run["data"])  # through the module: tests patch it
     sizes = run["sizes"]
 
     def tensors(images, labels, count):
@@ -43,8 +41,8 @@ def setup(run: dict, device: torch.device) -> ExperimentSetup:
         "val": tensors(data["train_images"][n_train:], data["train_labels"][n_train:], sizes["val"]),
         "test": tensors(data["test_images"], data["test_labels"], sizes["test"]),
     }
-    group = group_from_name(run["group"])
-    action = image_action(group, 32).to(device)
+    group = symmetry(run["group"], "image")
+    action = group.action(32).to(device)
 
     def metric(model, x, y):
         return accuracy(model, x, y)

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from approxeq.algebra.actions import trivial_action
 from approxeq.algebra.representations import apply_matrices, latent_representation
+from approxeq.algebra.symmetry import symmetry
 from approxeq.data import ddmnist as ddmnist_data
 from approxeq.experiments.base import ExperimentSetup, model_network
 from approxeq.method.evaluate import accuracy, latent_equivariance_error
@@ -166,8 +167,9 @@ def setup(run: dict, device: torch.device) -> ExperimentSetup:
     if meta["group"] != group:
         raise ValueError(f"{data_path} holds DDMNIST for {meta['group']}, not {group}")
     canvas = ddmnist_data.Canvas(**meta["canvas"])
-    product = ddmnist_data.product_group(group)
-    input_action = ddmnist_data.pair_action(group, canvas).to(device)
+    acting = symmetry(group, "image")  # the run's group, read once: a subgroup of D4 per digit
+    product = ddmnist_data.product_group(acting)
+    input_action = ddmnist_data.pair_action(acting, canvas).to(device)
     rep = latent_representation(product, network["latent_dim"]).to(device)
 
     def tensors(split: str, images: str = "images"):
@@ -221,7 +223,8 @@ def setup(run: dict, device: torch.device) -> ExperimentSetup:
     data = TaskData(x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val,
                     group_order=product.order, objective=objective, val_metric=metric,
                     prepare=prepare, maximize=True, epoch_metrics=epoch_metrics,
-                    epoch_views=ddmnist_epoch_views(run, meta, canvas, splits["train"]["clean"], device))
+                    epoch_views=ddmnist_epoch_views(run, meta, acting, canvas, splits["train"]["clean"],
+                                                    device))
     return ExperimentSetup(model=model.to(device), data=data,
                            test_sets={"test": (x_test, y_test), "test_clean": tensors("test", "clean")},
                            test_metric=metric, metric_name="accuracy",
@@ -235,7 +238,7 @@ def setup(run: dict, device: torch.device) -> ExperimentSetup:
 DDMNIST_AUGMENTATION = {"per_epoch": False, "second_view": "exact", "angle": "integer"}
 
 
-def ddmnist_epoch_views(run: dict, meta: dict, canvas, clean_train, device):
+def ddmnist_epoch_views(run: dict, meta: dict, acting, canvas, clean_train, device):
     """The trainer's epoch_views for DDMNIST, or None (the data set's one stored draw, g·x exact).
 
     per_epoch: every epoch each training pair gets a fresh element per digit of G×G and, where the
@@ -254,7 +257,7 @@ def ddmnist_epoch_views(run: dict, meta: dict, canvas, clean_train, device):
         return None
     if "artefacts" not in meta:
         raise KeyError(f"{run['data']} does not record whether its group has artefacts; rebuild it")
-    augment = ddmnist_data.PairAugmentation(meta["group"], canvas, bool(meta["artefacts"]), device)
+    augment = ddmnist_data.PairAugmentation(acting, canvas, bool(meta["artefacts"]), device)
     order = augment.factor.order ** 2
     clean_train = torch.from_numpy(clean_train).unsqueeze(1).to(device)  # uint8 N×1×H×W, as x_train
 

@@ -6,7 +6,9 @@ import torch.nn.functional as F
 
 from approxeq.algebra.actions import trivial_action
 from approxeq.algebra.representations import apply_matrices, latent_representation
+from approxeq.algebra.symmetry import symmetry
 from approxeq.data.classification import stratified_sample
+from approxeq.data.medmnist3d import SIDE, load_medmnist
 from approxeq.experiments.base import (
     ExperimentSetup,
     augments_per_epoch,
@@ -35,15 +37,12 @@ def setup(run: dict, device: torch.device) -> ExperimentSetup:
     seeded random element of O (identical for every model and seed). Extra metrics: AUC and
     accuracy by medmnist's Evaluator functions on both."""
 
-    from approxeq.algebra.actions import volume_action
-    from approxeq.algebra.groups import group_from_name
-    from approxeq.data.medmnist3d import SIDE, load_medmnist
-
     flag = run["experiment"]
     data = load_medmnist(run["data"], flag)
     info = data["info"]
-    group = group_from_name(run["group"])
-    input_action = volume_action(group, SIDE).to(device)
+    acting = symmetry(run["group"], "volume")  # O for Table 5; any subgroup of O by name
+    group = acting.group
+    input_action = acting.action(SIDE).to(device)
     network = dict(run["network"], n_classes=info["n_classes"], n_channels=info["n_channels"])
     rep = latent_representation(group, network["latent_dim"]).to(device)
     eval_batch = run["eval_batch_size"]
