@@ -22,6 +22,9 @@ window.addEventListener("load", () => {
   const result = {
     scrollWidth: document.documentElement.scrollWidth,
     innerWidth: window.innerWidth,
+    pageWidth: document.documentElement.getBoundingClientRect().width,
+    // content wider than the page body (what a scroll container holds is clipped, so not counted)
+    bodyOverflow: document.body.scrollWidth - document.body.clientWidth,
     images: [...document.images].map(i => ({alt: i.alt, naturalWidth: i.naturalWidth,
                                              complete: i.complete})),
     tocLinks: tocLinks,
@@ -29,6 +32,8 @@ window.addEventListener("load", () => {
     scorecardRows: document.querySelectorAll("tr.scorecard-row").length,
     counts: Object.fromEntries([...document.querySelectorAll("#scorecard-counts [data-verdict]")]
                                .map(e => [e.dataset.verdict, Number(e.querySelector("strong").textContent)])),
+    claimVerdicts: [...document.querySelectorAll("tr.claim-row [data-claim-verdict]")]
+        .map(e => e.dataset.claimVerdict),
     wideTablesOutsideScroll: [...document.querySelectorAll("table")]
         .filter(t => !t.closest(".table-scroll")).length,
   };
@@ -66,12 +71,19 @@ def _chromium(chromium: str, *args: str, timeout: int = 120) -> subprocess.Compl
                           env=env)
 
 
+# Headless Chromium's window is at least 500 px wide: a phone's 390 px is the page's own width inside
+# a 500 px window (where the page's phone media queries, max-width 600 px, already apply).
+MIN_WINDOW = 500
+
+
 def inspect_page(chromium: str, html: Path, width: int, scratch: Path) -> dict:
     """Layout facts of `html` at a window `width` px wide (see PROBE)."""
     probe = scratch / f"probe_{width}_{html.name}"
     text = html.read_text()
-    probe.write_text(text.replace("</body>", PROBE + "</body>") if "</body>" in text else text + PROBE)
-    result = _chromium(chromium, f"--window-size={width},1000", "--virtual-time-budget=10000",
+    narrow = f"<style>html {{ width: {width}px; }}</style>" if width < MIN_WINDOW else ""
+    probe.write_text(text.replace("</body>", narrow + PROBE + "</body>") if "</body>" in text
+                     else text + narrow + PROBE)
+    result = _chromium(chromium, f"--window-size={max(width, MIN_WINDOW)},1000", "--virtual-time-budget=10000",
                        "--dump-dom", probe.resolve().as_uri())
     found = re.search(r'<pre id="browser-check">(.*?)</pre>', result.stdout, re.S)
     assert found, f"Chromium printed no measurements (rc {result.returncode}): {result.stderr[-2000:]}"
@@ -89,19 +101,24 @@ def screenshot(chromium: str, html: Path, png: Path, width: int = 1280, height: 
 
 
 def check_report(chromium: str, html: Path, scratch: Path, expected_rows: int) -> list[dict]:
-    """The report's browser assertions at 1024, 1280 and 1920 px: no horizontal overflow of the
+    """The report's browser assertions at 390 (a phone), 1024, 1280 and 1920 px: no horizontal overflow of the
     page, every image decoded, every table-of-contents link resolving to a section, every table in a
-    scrollable box, the scorecard with `expected_rows` rows whose verdict counts add up to them."""
+    scrollable box, the scorecard with `expected_rows` rows whose verdict counts add up to them, and
+    every one of the paper's claims with a computed verdict."""
+    from approxeq.report.claims import CLAIMS, VERDICTS
+
     pages = []
-    for width in (1024, 1280, 1920):
+    for width in (390, 1024, 1280, 1920):
         page = inspect_page(chromium, html, width, scratch)
-        assert page["innerWidth"] == width, page["innerWidth"]
-        assert page["scrollWidth"] <= page["innerWidth"], f"page overflows at {width} px: {page['scrollWidth']}"
+        assert page["pageWidth"] == width, (page["pageWidth"], page["innerWidth"])
+        assert page["scrollWidth"] <= max(width, MIN_WINDOW), f"page overflows at {width} px: {page['scrollWidth']}"
+        assert page["bodyOverflow"] <= 0, f"content overflows the page at {width} px by {page['bodyOverflow']} px"
         undecoded = [i["alt"] for i in page["images"] if not i["naturalWidth"]]
         assert page["images"] and not undecoded, f"images not decoded: {undecoded}"
         assert page["tocLinks"] and not page["unresolved"], f"contents links to nowhere: {page['unresolved']}"
         assert page["wideTablesOutsideScroll"] == 0
         assert page["scorecardRows"] == expected_rows, (page["scorecardRows"], expected_rows)
         assert sum(page["counts"].values()) == expected_rows, page["counts"]
+        assert len(page["claimVerdicts"]) == len(CLAIMS) and set(page["claimVerdicts"]) <= set(VERDICTS)
         pages.append(page)
     return pages

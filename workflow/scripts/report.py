@@ -8,17 +8,20 @@ import platform
 import pandas as pd
 import yaml
 
+from approxeq.report.claims import VERDICTS, Evidence, claims_table
 from approxeq.report.page import (
     comparison,
     config_hash,
     data_files,
     git_state,
+    not_run_reasons,
     package_versions,
     run_provenance,
     scorecard_rows,
+    synthetic_among,
 )
-from approxeq.report.reporting import png_data_uri, readable, render_template
-from approxeq.report.scorecard import counts
+from approxeq.report.reporting import csv_data_uri, png_data_uri, readable, render_template
+from approxeq.report.scorecard import QUICK, counts
 from approxeq.runtime.io import write_text_atomic
 from approxeq.runtime.logs import redirect_to_log
 
@@ -34,10 +37,8 @@ def main(inputs, config, template_dir, repo, output, log_path):
         scorecard = pd.read_csv(inputs["scorecard"])
         runs = pd.read_csv(inputs["runs"])
         exploratory_runs = pd.read_csv(inputs["exploratory_runs"])
-        report_dir = os.path.dirname(os.path.abspath(output))
-
-        def link(path):  # a results file, relative to the report
-            return os.path.relpath(os.path.abspath(path), report_dir)
+        claims = claims_table(Evidence(scorecard, {n: pd.read_csv(inputs[f"table{n}_csv"]) for n in (1, 2, 3)},
+                                       bool(config["quick"])))
 
         html = render_template(
             "report.html.j2", template_dir,
@@ -49,11 +50,14 @@ def main(inputs, config, template_dir, repo, output, log_path):
             generated=datetime.datetime.now().isoformat(timespec="seconds"),
             git=git_state(repo), python=platform.python_version(),
             scorecard=scorecard_rows(scorecard), counts=counts(scorecard),
+            claims=claims.to_dict("records"),
+            quick_synthetic=synthetic_among(scorecard, QUICK), not_run_reasons=not_run_reasons(scorecard),
+            claim_counts={v: int((claims["verdict"] == v).sum()) for v in VERDICTS},
             comparisons={n: comparison(scorecard, n) for n in range(1, 7)},
             tables={name: open(inputs[name]).read() for name in
                     ("table1_html", "table2_html", "table3_html", "table4_html", "table5_html",
                      "table5_details_html", "table6_html", "latent_study_html", "classification_html")},
-            links={name: link(inputs[name]) for name in
+            links={name: csv_data_uri(inputs[name]) for name in
                    ("scorecard", "runs", "exploratory_runs", "table1_csv", "table2_csv", "table3_csv",
                     "table4_csv", "table5_csv", "table5_details_csv", "table6_csv", "latent_study_csv",
                     "classification_csv")},

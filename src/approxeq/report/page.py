@@ -60,7 +60,7 @@ def comparison(scorecard: pd.DataFrame, table: int) -> dict:
                 paper=mean_std(r["paper_mean"], r["paper_std"], r["paper_n"], digits),
                 delta=signed(r["delta"], digits), delta_sigma=signed(r["delta_sigma"], 1),
                 verdict=r["verdict"], short=SHORT[r["verdict"]], css=VERDICT_CLASS[r["verdict"]],
-                seeds=int(r["ours_n"]))
+                seeds=int(r["ours_n"]), comparable=r["verdict"] in COMPARABLE)
         trained = bool((block["ours_n"] > 0).any())
         body.append(dict(label=label, trained=trained, cells=[cells.get(c) for c in columns]))
     body.sort(key=lambda r: not r["trained"])  # ours first, then the paper's rows not run here
@@ -84,10 +84,39 @@ def scorecard_rows(scorecard: pd.DataFrame) -> list[dict]:
                         paper=mean_std(r["paper_mean"], r["paper_std"], r["paper_n"], digits),
                         ours="–" if r["ours_n"] == 0 else mean_std(r["ours_mean"], r["ours_std"], r["ours_n"], digits),
                         seeds=int(r["ours_n"]), delta=signed(r["delta"], digits),
-                        delta_sigma=signed(r["delta_sigma"], 1), verdict=r["verdict"],
+                        # Δ/σ only where the numbers are comparable: a quick or synthetic run's
+                        # "−300σ" would read as a finding
+                        delta_sigma=signed(r["delta_sigma"], 1) if r["verdict"] in COMPARABLE else "–",
+                        verdict=r["verdict"],
                         short=SHORT[r["verdict"]], css=VERDICT_CLASS[r["verdict"]], params=params_pair(r),
                         note=scorecard_note(r)))
     return out
+
+
+COMPARABLE = (WITHIN, OUTSIDE)
+
+# Why a paper number is not run here, from its note (the configuration's `not_trained` reasons and
+# the environment's): one source for the report's "not run" counts
+NOT_RUN_REASONS = (("not reproducible here", "no public definition"),
+                   ("not ported yet", "not ported yet"),
+                   ("not trained here", "not trained in this environment"))
+
+
+def not_run_reasons(scorecard: pd.DataFrame) -> dict[str, int]:
+    """Rows not run, by reason; "not in this configuration" where no reason is recorded."""
+    reasons: dict[str, int] = {}
+    for _, r in scorecard[scorecard["verdict"] == NOT_RUN].iterrows():
+        note = r["note"] if isinstance(r.get("note"), str) else ""
+        reason = next((name for prefix, name in NOT_RUN_REASONS if prefix in note), "not in this configuration")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    return reasons
+
+
+def synthetic_among(scorecard: pd.DataFrame, verdict: str) -> int:
+    """Rows of a verdict whose runs used synthetic stand-in data (a quick run's rows are "quick"
+    first, so the badge says how many of them are also synthetic)."""
+    rows = scorecard[scorecard["verdict"] == verdict]
+    return int(rows["synthetic"].astype(str).str.lower().eq("true").sum()) if "synthetic" in rows else 0
 
 
 def scorecard_note(row) -> str:

@@ -25,6 +25,11 @@ def png_data_uri(path: str | Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode()
 
 
+def csv_data_uri(path: str | Path) -> str:
+    """A CSV embedded in the page (a link that still works when the page is moved or mailed alone)."""
+    return "data:text/csv;charset=utf-8;base64," + base64.b64encode(Path(path).read_bytes()).decode()
+
+
 def source_row_classes(sources) -> list[str]:
     """CSS classes of a comparison table's rows from its Source column."""
     return ["ours" if s == "this run" else "imported" if "imported" in s else "paper" for s in sources]
