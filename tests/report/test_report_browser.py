@@ -112,3 +112,16 @@ def test_tiny_report_in_chromium(tmp_path):
     check_report(chromium, html_path, tmp_path, expected_rows=len(card))
     png = screenshot(chromium, html_path, ARTEFACTS / "report_tiny_first_screen.png")
     assert png.stat().st_size > 10_000
+
+
+def test_methods_describe_the_runs_own_configuration(tmp_path):
+    inputs, config, _ = tiny_inputs(tmp_path)
+    config["smoke"]["simulation"].update(n_simulations=8, resolution=32, steps=60)
+    config["medmnist"]["network"].update(c=3, latent_dim=24)
+    report_script.main(inputs, config, str(ROOT / "reports/templates"), str(ROOT), config["report"],
+                       str(tmp_path / "report.log"))
+    html = Path(config["report"]).read_text()
+    methods = html[html.index('id="methods"'):html.index('id="provenance"')]
+    assert "8 plumes (32×32 grid, 60 steps; the paper's\n36 at 64×64, not this run’s)" in methods
+    assert "24-dim output of residual block 3" in methods and "= 1 copy of the 24-dim" in methods
+    assert "36 plumes" not in methods and "48-dim" not in methods

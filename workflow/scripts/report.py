@@ -32,6 +32,12 @@ def classification_section(block):
             for name, d in block["datasets"].items()]
 
 
+def medmnist_cnn_params(scorecard):
+    """This run's MedMNIST3D CNN in millions of parameters (as the Methods quote it), or None."""
+    rows = scorecard[(scorecard["table"] == 5) & (scorecard["model"] == "cnn") & (scorecard["ours_n"] > 0)]
+    return None if rows.empty else f"{rows['ours_params_m'].max():.2f}"
+
+
 def main(inputs, config, template_dir, repo, output, log_path):
     with redirect_to_log(log_path):
         scorecard = pd.read_csv(inputs["scorecard"])
@@ -51,6 +57,7 @@ def main(inputs, config, template_dir, repo, output, log_path):
             git=git_state(repo), python=platform.python_version(),
             scorecard=scorecard_rows(scorecard), counts=counts(scorecard),
             claims=claims.to_dict("records"),
+            medmnist_cnn_params=medmnist_cnn_params(scorecard),
             quick_synthetic=synthetic_among(scorecard, QUICK), not_run_reasons=not_run_reasons(scorecard),
             claim_counts={v: int((claims["verdict"] == v).sum()) for v in VERDICTS},
             comparisons={n: comparison(scorecard, n) for n in range(1, 7)},
