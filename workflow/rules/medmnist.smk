@@ -42,7 +42,7 @@ rule table5:
         flags={flag: d["label"] for flag, d in MEDMNIST["datasets"].items()},
         labels={name: m["label"] for name, m in MEDMNIST["models"].items()},
         augs={name: m["aug"] for name, m in MEDMNIST["models"].items()},
-        not_trained=MEDMNIST.get("not_trained", {}),
+        not_trained=not_trained("medmnist"),
         quick=config["quick"],
         templates=str(TEMPLATES),
     log:

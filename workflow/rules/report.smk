@@ -25,7 +25,7 @@ rule scorecard:
     params:
         flags={flag: d["label"] for flag, d in MEDMNIST["datasets"].items()},
         test_horizon=SMOKE["splits"]["test_horizon"],
-        not_trained={4: not_trained("ddmnist"), 5: MEDMNIST.get("not_trained", {}),
+        not_trained={4: not_trained("ddmnist"), 5: not_trained("medmnist"),
                      6: not_trained("smoke")},
         quick=config["quick"],
     log:
