@@ -41,6 +41,22 @@ def test_medmnist_augments_per_epoch_only_the_models_marked_augmented(config):
     assert ours["weights"] == {"task": 0.5, "shift": 0.5, "equivariance": 2.0} and ours["lr"] == 1.0e-4
 
 
+def test_medmnist_steerable_baselines_take_their_network_lr_and_epochs(config):
+    """Table 5's escnn rows: the model's network keys over medmnist.network, their script's lr and
+    epochs (Veefkind & Cesa's medical_mnist2d.py defaults), unaugmented, no latent term; the
+    workflow checks their network is buildable (network_key)."""
+    from approxeq.experiments import run_network
+
+    rpp = run_settings(config, "nodulemnist3d", "O", "rpp_o3", 0, "resources/medmnist")
+    assert rpp["network"] == {"name": "medmnist_rpp", "group": "O3", "c": 6, "upsample": 29, "latent_dim": 48}
+    assert (rpp["lr"], rpp["epochs"], rpp["augmentation"]["per_epoch"]) == (1.0e-3, 25, False)
+    assert rpp["weights"] == {"task": 1.0, "shift": 0.0, "equivariance": 0.0}
+    assert run_settings(config, "organmnist3d", "O", "ours", 0, "d")["epochs"] == 100  # the block's
+    assert run_network(config, "synapsemnist3d", "scnn_so3") == ("medmnist.models.scnn_so3", "medmnist_scnn")
+    assert run_network(config, "synapsemnist3d", "cnn") == ("medmnist.models.cnn", "medmnist_resnet3d")
+    assert not set(config["medmnist"]["models"]) & set(config["medmnist"]["not_trained"])
+
+
 def test_smoke_and_exploratory_settings(config):
     aug = run_settings(config, "smoke", "C4", "cnn_aug", 1, "results/data/smoke")
     assert aug["weights"] == {"task": 1.0, "shift": 0.5, "equivariance": 0.0} and aug["augment"] is False

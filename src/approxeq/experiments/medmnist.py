@@ -13,6 +13,7 @@ from approxeq.experiments.base import (
     ExperimentSetup,
     augments_per_epoch,
     group_element_views,
+    model_network,
 )
 from approxeq.method.evaluate import accuracy
 from approxeq.method.loss import LossWeights, method_objective
@@ -26,6 +27,13 @@ def data_files(config: dict, experiment: str, group: str, seed: int) -> tuple[li
     """(the files the workflow makes before a run starts, the file or folder the run reads)."""
     folder = config["medmnist"]["dir"]
     return [f"{folder}/{experiment}.json"], folder  # the flag's record names the folder
+
+
+def network_key(config: dict, model: str) -> tuple[str, str]:
+    """(config key, network name) of a model: what the workflow checks is buildable before a job
+    (the escnn baselines of Table 5)."""
+    medmnist = config["medmnist"]
+    return f"medmnist.models.{model}", model_network(medmnist, medmnist["models"][model])["name"]
 
 
 def setup(run: dict, device: torch.device) -> ExperimentSetup:
@@ -117,7 +125,8 @@ def run_settings(config: dict, experiment: str, group: str, model: str, seed: in
         "model": model,
         "seed": seed,
         "data": data,
-        "network": dict(medmnist["network"]),
+        # a model's own `network` keys over the block's (Table 5's escnn baselines name theirs)
+        "network": model_network(medmnist, settings),
         "lr": settings["lr"][experiment],
         "weights": {
             "task": settings["weights"]["task"],
@@ -126,7 +135,7 @@ def run_settings(config: dict, experiment: str, group: str, model: str, seed: in
         },
         "batch_size": training["batch_size"],
         "eval_batch_size": training["eval_batch_size"],
-        "epochs": training["epochs"],
+        "epochs": settings.get("epochs", training["epochs"]),
         "patience": training["patience"],
         "weight_decay": training["weight_decay"],
         "lr_decay": training["lr_decay"],

@@ -1,7 +1,7 @@
 """Equivariant baselines of Tables 4 and 6, most built with escnn (the library of the original code).
 
-Layout: `common` (escnn import, gspaces, Steerable, RPPBlock and the RPP prior), `ddmnist`
-(Table 4), `smoke` (Table 6). Each
+Layout: `common` (escnn import, gspaces, Steerable, RPPSum / RPPBlock and the RPP prior), `ddmnist`
+(Table 4), `smoke` (Table 6), `medmnist` (Table 5). Each
 model module lists its builders in ESCNN_BUILDERS (need escnn) and TORCH_BUILDERS (plain PyTorch).
 
 escnn is an optional extra (`envs/install_baselines.sh`); it is imported only when a baseline is
@@ -25,8 +25,11 @@ DDMNIST RPP (`ddmnist_rpp`) and Restriction (`ddmnist_restriction`): Veefkind & 
 on our SCNN: every convolution an R2Conv plus a plain Conv2d, summed, with their L2 prior on both
 paths (experiments/util.py `RPPConv_L2`); or the features restricted to the trivial subgroup after
 block 4, so block 5 and the 1×1 convolution are unconstrained. PSCNN, their learnable-equivariance
-convolution, lives in their modified escnn (escnn2/), whose sources are not public: not trained
-(config.yaml `ddmnist.not_trained`).
+convolution (escnn2/ in their repository): not trained (config.yaml `ddmnist.not_trained` says why).
+
+MedMNIST3D SCNN and RPP for SO(3) and O(3) (`medmnist_scnn`, `medmnist_rpp`, argument `group`
+"SO3" or "O3"): Veefkind & Cesa's `SteerableCNN3DResnet` and `SteerableRPP3DResnet` (their
+networks/networks_cnn.py) with escnn R3Convs on gated band-limited fields; details in medmnist.py.
 
 SMOKE E2CNN (`smoke_e2cnn`): the C.3 ConvNet with C4-regular hidden fields; input the 10 frames of
 velocity as 10 vector fields (C4's frequency-1 irrep), output one vector field, as
@@ -49,11 +52,12 @@ SMOKE MLP (`smoke_mlp`, plain PyTorch): their `MLPNet`; its latent has no group 
 """
 from __future__ import annotations
 
-from approxeq.nn.baselines import ddmnist, smoke
+from approxeq.nn.baselines import ddmnist, medmnist, smoke
 from approxeq.nn.baselines.common import (
                                           INSTALL_HINT,
                                           BaselineUnavailable,
                                           RPPBlock,
+                                          RPPSum,
                                           Steerable,
                                           attach_rpp_prior,
                                           escnn_available,
@@ -61,6 +65,7 @@ from approxeq.nn.baselines.common import (
                                           rpp_prior,
 )
 from approxeq.nn.baselines.ddmnist import ddmnist_restriction, ddmnist_rpp, ddmnist_scnn
+from approxeq.nn.baselines.medmnist import medmnist_rpp, medmnist_scnn
 from approxeq.nn.baselines.smoke import (
                                           SwapComponents,
                                           e2cnn_latent_action,
@@ -73,12 +78,12 @@ from approxeq.nn.baselines.smoke import (
 )
 
 # builders that need escnn (network_problem says how to install it) and those that do not
-BASELINE_BUILDERS = {**ddmnist.ESCNN_BUILDERS, **smoke.ESCNN_BUILDERS}
-TORCH_BASELINE_BUILDERS = {**ddmnist.TORCH_BUILDERS, **smoke.TORCH_BUILDERS}
+BASELINE_BUILDERS = {**ddmnist.ESCNN_BUILDERS, **smoke.ESCNN_BUILDERS, **medmnist.ESCNN_BUILDERS}
+TORCH_BASELINE_BUILDERS = {**ddmnist.TORCH_BUILDERS, **smoke.TORCH_BUILDERS, **medmnist.TORCH_BUILDERS}
 
-__all__ = ["INSTALL_HINT", "BaselineUnavailable", "RPPBlock", "Steerable", "attach_rpp_prior",
+__all__ = ["INSTALL_HINT", "BaselineUnavailable", "RPPBlock", "RPPSum", "Steerable", "attach_rpp_prior",
            "escnn_available", "planar_gspace", "rpp_prior",
-           "ddmnist_scnn", "ddmnist_rpp", "ddmnist_restriction",
+           "ddmnist_scnn", "ddmnist_rpp", "ddmnist_restriction", "medmnist_scnn", "medmnist_rpp",
            "SwapComponents", "e2cnn_latent_action", "smoke_e2cnn", "smoke_rpp",
            "smoke_rgroup", "smoke_rsteer", "smoke_lift", "smoke_mlp",
            "BASELINE_BUILDERS", "TORCH_BASELINE_BUILDERS"]

@@ -1,6 +1,7 @@
 """What every escnn baseline shares: the optional import of escnn (with the message that says how to
 install it), our groups as escnn gspaces, `Steerable`, an escnn module between plain tensors, and
-the residual pathway prior's layer (`RPPBlock`) and prior (`attach_rpp_prior`)."""
+the residual pathway prior's sum of two paths (`RPPSum`), its layer (`RPPBlock`) and prior
+(`attach_rpp_prior`)."""
 from __future__ import annotations
 
 import types
@@ -111,32 +112,44 @@ class Steerable(nn.Module):
         return self.module(enn.GeometricTensor(x, self.in_type)).tensor
 
 
-class RPPBlock(nn.Module):
-    """One layer of a residual pathway prior network (Finzi, Benton & Wilson): an escnn R2Conv
-    (equivariant path) and a plain Conv2d of the same shape (unconstrained path) on the same
-    input, summed, then `post` (an nn.Module on plain tensors; identity by default). SMOKE
-    (Wang et al.) follows the sum with a plain BatchNorm2d and ReLU, DDMNIST (Veefkind & Cesa) with
-    escnn's equivariant BatchNorm and activation: the caller passes them."""
+class RPPSum(nn.Module):
+    """Residual pathway prior (Finzi, Benton & Wilson): an equivariant path and an unconstrained
+    path on the same input (plain tensors in and out, same output shape), summed, then `post` (an
+    nn.Module on plain tensors; identity by default). `rpp_prior` weighs the two paths' parameters.
+    Which module each path is depends on the model: one convolution (RPPBlock, the 2D baselines)
+    or a whole residual block (the MedMNIST3D RPP, baselines.medmnist)."""
 
-    def __init__(self, t_in, t_out, kernel: int, stride: int = 1, padding: int | None = None,
-                 post: nn.Module | None = None):
+    def __init__(self, equivariant: nn.Module, conv: nn.Module, post: nn.Module | None = None):
         super().__init__()
-        _, enn = _escnn()
-        pad = (kernel - 1) // 2 if padding is None else padding
-        self.equivariant = Steerable(t_in, enn.R2Conv(t_in, t_out, kernel, stride=stride, padding=pad))
-        self.conv = nn.Conv2d(t_in.size, t_out.size, kernel, stride=stride, padding=pad)
+        self.equivariant = equivariant
+        self.conv = conv
         self.post = nn.Identity() if post is None else post
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.post(self.equivariant(x) + self.conv(x))
 
 
+class RPPBlock(RPPSum):
+    """One layer of a residual pathway prior network: an escnn R2Conv (equivariant path) and a
+    plain Conv2d of the same shape (unconstrained path) on the same input, summed, then `post`.
+    SMOKE (Wang et al.) follows the sum with a plain BatchNorm2d and ReLU, DDMNIST (Veefkind & Cesa)
+    with escnn's equivariant BatchNorm and activation: the caller passes them."""
+
+    def __init__(self, t_in, t_out, kernel: int, stride: int = 1, padding: int | None = None,
+                 post: nn.Module | None = None):
+        _, enn = _escnn()
+        pad = (kernel - 1) // 2 if padding is None else padding
+        super().__init__(Steerable(t_in, enn.R2Conv(t_in, t_out, kernel, stride=stride, padding=pad)),
+                         nn.Conv2d(t_in.size, t_out.size, kernel, stride=stride, padding=pad), post)
+
+
 def rpp_prior(model: nn.Module, plain_weight: float, equivariant_weight: float = 0.0) -> torch.Tensor:
-    """plain_weight × the squared L2 norm of the parameters of every RPPBlock's plain Conv2d, plus
-    equivariant_weight × that of every R2Conv (weights and bias), over the RPPBlocks in `model`."""
+    """plain_weight × the squared L2 norm of the parameters of every RPPSum's unconstrained path
+    (an RPPBlock's plain Conv2d), plus equivariant_weight × that of its equivariant path (an
+    RPPBlock's R2Conv, weights and bias), over the RPPSums in `model`."""
     plain = equivariant = 0.0
     for block in model.modules():
-        if isinstance(block, RPPBlock):
+        if isinstance(block, RPPSum):
             plain = plain + sum(p.pow(2).sum() for p in block.conv.parameters())
             equivariant = equivariant + sum(p.pow(2).sum() for p in block.equivariant.parameters())
     return plain_weight * plain + equivariant_weight * equivariant
