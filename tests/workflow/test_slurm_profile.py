@@ -57,8 +57,8 @@ def rule_resources(output: str, rule: str) -> list[dict[str, str]]:
 
 def expected_train_jobs(*configfiles: str) -> int:
     """DDMNIST models × their groups × their seeds plus exploratory experiments × seeds, SMOKE models × seeds,
-    MedMNIST3D data sets × models × seeds and the latent study's extra DDMNIST runs (its variants ×
-    groups × seeds)."""
+    MedMNIST3D data sets × models × seeds, the latent study's extra DDMNIST runs (its variants ×
+    groups × seeds) and the user's classification data sets × models × seeds."""
     config = load(ROOT / "config.yaml")
     for name in configfiles:
         update_config(config, load(ROOT / name))
@@ -68,7 +68,9 @@ def expected_train_jobs(*configfiles: str) -> int:
             + len(exploratory["experiments"]) * len(exploratory["seeds"])
             + len(smoke["models"]) * len(smoke["seeds"])
             + len(medmnist["datasets"]) * len(medmnist["models"]) * len(medmnist["seeds"])
-            + len(study_variants(ddm)) * len(ddm["latent_study"]["groups"]) * len(ddm["latent_study"]["seeds"]))
+            + len(study_variants(ddm)) * len(ddm["latent_study"]["groups"]) * len(ddm["latent_study"]["seeds"])
+            + len(config["classification"]["datasets"]) * len(config["classification"]["models"])
+            * len(config["classification"].get("seeds", [0, 1, 2])))
 
 
 SLURM_COMMANDS = {"sbatch", "srun", "sinfo", "squeue", "sacct", "scontrol", "sacctmgr", "sshare"}
@@ -178,8 +180,9 @@ def test_full_dry_run_lists_every_training_job():
     counts = job_counts(result.stdout)
     # DDMNIST 3 groups × 5 models (CNN, ours, SCNN, RPP, Restriction) × 5 seeds + 3 exploratory
     # experiments × 5 seeds + 9 SMOKE models × 5 seeds
-    # + 3 MedMNIST3D data sets × 3 models × 5 seeds + the latent study's 5 variants of ours on D4 seed 0
-    assert counts["train"] == 3 * 5 * 5 + 3 * 5 + 9 * 5 + 3 * 3 * 5 + 5 == expected_train_jobs()
+    # + 3 MedMNIST3D data sets × its models × 5 seeds + the latent study's 5 variants of ours on D4 seed 0
+    medmnist_models = len(load(ROOT / "config.yaml")["medmnist"]["models"])
+    assert counts["train"] == 3 * 5 * 5 + 3 * 5 + 9 * 5 + 3 * medmnist_models * 5 + 5 == expected_train_jobs()
     assert "results/runs/ddmnist/D4/ours/seed4/metrics.json" in result.stdout  # written by train
     assert "results/runs/ddmnist/D4/ours/seed4/model.pt" in result.stdout
 
