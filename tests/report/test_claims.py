@@ -90,3 +90,35 @@ def test_every_claim_gets_a_verdict_from_an_empty_run():
                                                                   "ours_std", "ours_n", "ours_params_m",
                                                                   "synthetic"]), {}, False))
     assert len(table) == len(cl.CLAIMS) and table["verdict"].isin(cl.VERDICTS).all()
+
+
+def test_tables_1_to_3_say_when_a_run_learned_no_representation(tmp_path):
+    """Counts of matrices that are not a representation are marked, not shown as clean counts."""
+    import json
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    sys.path.insert(0, str(root / "workflow" / "scripts"))
+    import table_exploratory
+
+    metrics, decompositions = [], []
+    for seed, error in ((0, 0.01), (1, 0.4)):
+        m = dict(experiment="mnist_d3", seed=seed, test_algebra=1e-4, test_equivariance_in=0.01,
+                 test_equivariance_out=0.02, input_action_homomorphism_error_max=0.1,
+                 test_reconstruction_mse=0.05, synthetic=False)
+        d = dict(real_multiplicities={"trivial": 5.0, "sign": 5.0, "standard": 10.0},
+                 real_labels=["trivial", "sign", "standard"], real_distance_to_integers=0.0,
+                 homomorphism_error=error, initial={"homomorphism_error": 1.4})
+        for folder, record in (("m", m), ("d", d)):
+            (tmp_path / folder).mkdir(exist_ok=True)
+            (tmp_path / folder / f"{seed}.json").write_text(json.dumps(record))
+        metrics.append(str(tmp_path / "m" / f"{seed}.json"))
+        decompositions.append(str(tmp_path / "d" / f"{seed}.json"))
+    out = {k: str(tmp_path / f"table2.{k}") for k in ("csv", "tex", "html")}
+    table_exploratory.main(metrics, decompositions, str(root / "workflow/paper/table2.csv"), "mnist_d3",
+                           False, str(root / "reports/templates"), out, str(tmp_path / "log"))
+    table = pd.read_csv(out["csv"])
+    assert list(table["representation"].iloc[:2]) == ["yes", "no"]
+    html = Path(out["html"]).read_text()
+    assert "NOT A REPRESENTATION: 1 of 2 runs" in html and 'class="not-representation"' in html

@@ -69,6 +69,10 @@ def tiny_inputs(tmp_path: Path) -> tuple[dict, dict, pd.DataFrame]:
     for name in ("fig_examples", "fig_training", "fig3", "fig4", "fig5", "fig2", "fig7", "fig_medmnist",
                  "fig_latent_study"):
         inputs[name] = figure(files / f"{name}.png", 30 if name == "fig3" else 6)  # one 3000 px wide
+    inputs["fig3_scores"] = files / "figure3_decoded.json"
+    inputs["fig3_scores"].write_text(json.dumps({"tmnist": {"reconstruction": 0.95, "transformed": 0.9, "images": 256},
+                                                 "mnist_d3": {"reconstruction": 0.6, "transformed": 0.03,
+                                                              "images": 256}}))
     metrics = files / "metrics.json"
     metrics.write_text(json.dumps(dict(experiment="ddmnist", group="C4", model="cnn", seed=0, device="cpu",
                                        train_seconds=1.5, epochs_run=3, best_epoch=2)))
@@ -99,6 +103,9 @@ def test_tiny_report_holds_the_scorecard_and_the_papers_order(tmp_path):
               "provenance")]
     assert order == sorted(order)
     assert "None configured." in html  # the paper configuration has no data set of the user's
+    # Figure 3's caption says what the decodings show, measured
+    assert "tmnist 0.90\n(reconstruction 0.95): the decodings\nmatch g·x;" in html
+    assert "mnist_d3 0.03\n(reconstruction 0.60): the decodings\ndo not match g·x." in html
     # not a quick run: no QUICK RUN banner or section mark; the one synthetic table marked, and only it
     assert "<strong>QUICK RUN</strong>" not in html and 'title="QUICK RUN"' not in html
     assert html.count('title="SYNTHETIC DATA: stand-in."') == 1

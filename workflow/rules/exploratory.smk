@@ -128,11 +128,12 @@ rule figure3_decoded:
         models=first_seed_files("model.pt", ["tmnist", "mnist_d3"]),
         infos=first_seed_files("train.json", ["tmnist", "mnist_d3"]),
     output:
-        report(
+        figure=report(
             f"{RESULTS}/figures/figure3_decoded.png",
             caption="../report/figure3.rst",
             category="Figures 3-5 (learned representations)",
         ),
+        scores=f"{RESULTS}/figures/figure3_decoded.json",
     params:
         quick=config["quick"],
     log:

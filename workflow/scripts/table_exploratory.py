@@ -2,6 +2,7 @@
 representation, per run, with mean and std) as CSV, LaTeX and an HTML fragment."""
 import pandas as pd
 
+from approxeq.report.claims import HOMOMORPHISM_THRESHOLD
 from approxeq.report.reporting import write_table
 from approxeq.report.scorecard import EXPLORATORY
 from approxeq.report.tables import exploratory_table
@@ -28,7 +29,7 @@ def shown_table(table: pd.DataFrame) -> pd.DataFrame:
         columns += [p for p in paper if ours_of.get(p.removeprefix("paper ")) == column and p not in columns]
     columns += [p for p in paper if p not in columns]
     columns += [c for c in ("max eigenvalue distance", "distance to integers", "homomorphism error",
-                            "algebra loss") if c in table.columns]
+                            "representation", "algebra loss") if c in table.columns]
     shown = table[columns].rename(
         columns={p: "paper: " + label_of.get(p.removeprefix("paper "), p.removeprefix("paper ")) for p in paper})
     return shown
@@ -47,10 +48,21 @@ def main(metric_files, decomposition_files, paper_csv, experiment, quick, templa
             notes.append("The paper's column labels for Table 3 were lost in its text; its columns are "
                          "shown in the paper's order, ours as eigenvalues 1, i, -1, -i.")
         caption = TITLES.get(experiment, experiment) + ": every run, then mean and std over runs"
+        runs = ~table["run"].isin(["mean", "std"])
+        # counts identify a representation only when the learned matrices are one
+        table.loc[runs, "representation"] = table.loc[runs, "homomorphism error"].map(
+            lambda e: "yes" if e <= HOMOMORPHISM_THRESHOLD else "no")
+        failing = int((table.loc[runs, "representation"] == "no").sum())
+        if failing:
+            notes.append(f"NOT A REPRESENTATION: {failing} of {int(runs.sum())} runs learned matrices whose "
+                         f"homomorphism error (max ‖W_g W_h − W_gh‖ / ‖W_gh‖) is above {HOMOMORPHISM_THRESHOLD}; "
+                         "their eigenvalue and irreducible counts do not identify a representation. The raw "
+                         "multiplicities m(·) and their distance to integers show how far they are from one.")
         shown = shown_table(table)
         write_table(out, shown, caption, notes, templates, f"tab:{experiment}",
                     csv_table=table.assign(quick_run=quick),
-                    row_classes=["summary" if r in ("mean", "std") else "" for r in table["run"]])
+                    row_classes=["summary" if r in ("mean", "std") else "not-representation" if rep == "no" else ""
+                                 for r, rep in zip(table["run"], table["representation"])])
         print(table.to_string())
 
 
