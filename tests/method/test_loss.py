@@ -65,7 +65,29 @@ def test_gradients_flow_into_the_encoder_from_the_latent_term():
                           lambda z, h: apply_matrices(rep, h, z), trivial_action)
     loss.backward()
     assert model2.encoder[1][0].weight.grad.abs().sum() > 0
-    assert model2.head[2].weight.grad.abs().sum() == 0  # the latent term does not reach the head
+    # the latent term does not reach the head, and with task weight 0 the head is not even run
+    assert model2.head[2].weight.grad is None
+
+
+def test_a_term_of_weight_zero_costs_no_work():
+    """task 0: no head pass, no task loss; task 0 and λ 0 (the shift term alone): no pass on x."""
+    model = ddmnist_cnn(c=1)
+    calls = {"encoder": 0, "head": 0}
+    for part in calls:
+        getattr(model, part).register_forward_hook(lambda *_, part=part: calls.__setitem__(part, calls[part] + 1))
+    rep = latent_representation(group_from_name("C4xC4"), 66)
+    x, y, g = torch.rand(4, 1, 56, 56), torch.zeros(4, dtype=torch.long), torch.tensor([1, 2, 3, 5])
+    expected = {LossWeights(1, 0, 0): ({"task"}, 1, 1), LossWeights(0, 0, 1): ({"equivariance"}, 2, 0),
+                LossWeights(0, 1, 0): ({"shift"}, 1, 1), LossWeights(1, 1, 1): ({"task", "shift", "equivariance"}, 2, 2)}
+    for weights, (terms_expected, encoder_calls, head_calls) in expected.items():
+        calls.update(encoder=0, head=0)
+        _, terms = method_loss(model, x, y, g, weights, F.cross_entropy, pair_action("C4"),
+                               lambda z, h: apply_matrices(rep, h, z), trivial_action)
+        assert set(terms) == terms_expected
+        assert (calls["encoder"], calls["head"]) == (encoder_calls, head_calls), weights
+    with pytest.raises(ValueError, match="nothing to train"):
+        method_loss(model, x, y, g, LossWeights(0, 0, 0), F.cross_entropy, pair_action("C4"),
+                    lambda z, h: z, trivial_action)
 
 
 def test_ddmnist_cnn_shapes_and_parameter_count():

@@ -166,10 +166,12 @@ WORKER = textwrap.dedent("""
     from approxeq.runtime.devices import acquire_device
 
     lock_dir, out, hold = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3])
+    slots = int(sys.argv[4])
     out.with_suffix(".ready").touch()
     while not (out.parent / "go").exists():
         time.sleep(0.005)
-    with acquire_device(lock_dir, poll_seconds=0.05, timeout_seconds=30, log=lambda m: None) as lease:
+    with acquire_device(lock_dir, poll_seconds=0.05, timeout_seconds=30, log=lambda m: None,
+                        jobs_per_gpu=slots) as lease:
         start = time.time()
         if hold > 0:
             time.sleep(hold)
@@ -178,18 +180,19 @@ WORKER = textwrap.dedent("""
             time.sleep(60)  # until killed
         end = time.time()
     out.write_text(json.dumps({"gpu_id": lease.gpu_id, "visible": os.environ["CUDA_VISIBLE_DEVICES"],
-                               "start": start, "end": end}))
+                               "slot": lease.slot, "start": start, "end": end}))
 """)
 
 
-def _start_workers(tmp_path: Path, n: int, hold: float, gpus: str) -> list[subprocess.Popen]:
+def _start_workers(tmp_path: Path, n: int, hold: float, gpus: str,
+                   jobs_per_gpu: int = 1) -> list[subprocess.Popen]:
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     env = {k: v for k, v in os.environ.items()
            if k not in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID")}
     env["APPROXEQ_FAKE_GPUS"] = gpus
     procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "locks"),
-                               str(tmp_path / f"w{i}.json"), str(hold)], env=env)
+                               str(tmp_path / f"w{i}.json"), str(hold), str(jobs_per_gpu)], env=env)
              for i in range(n)]
     deadline = time.monotonic() + 30
     while not all((tmp_path / f"w{i}.ready").exists() for i in range(n)):
@@ -264,3 +267,83 @@ def test_train_job_gives_up_after_the_configured_gpu_wait(tmp_path, monkeypatch)
         assert time.monotonic() - started < 10
     log = (tmp_path / "train.log").read_text()
     assert "waiting for a GPU" in log and "TimeoutError: no free GPU among 0 after" in log
+
+
+# --- several jobs per GPU (compute.jobs_per_gpu): slot locks ---------------------------------
+
+def test_slots_spread_over_gpus_before_doubling_up(tmp_path):
+    lock_dir = tmp_path / "locks"
+    env = {"APPROXEQ_FAKE_GPUS": "0,1"}
+    leases = [acquire_device(lock_dir, env=env, timeout_seconds=0, jobs_per_gpu=2) for _ in range(4)]
+    assert [(lease.gpu_id, lease.slot) for lease in leases] == [("0", 0), ("1", 0), ("0", 1), ("1", 1)]
+    assert leases[2].describe() == "cuda:GPU0 (lock, slot 2 of 2)"
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"
+    assert (lock_dir / "gpu-0-slot1.lock").read_text().strip() == str(os.getpid())
+    with pytest.raises(TimeoutError, match=r"GPU slot \(2 jobs per GPU\).*GPU 0: PIDs \d+ \d+"):
+        acquire_device(lock_dir, env=env, timeout_seconds=0, jobs_per_gpu=2)
+    leases[0].release()
+    with acquire_device(lock_dir, env=env, timeout_seconds=0, jobs_per_gpu=2) as again:
+        assert (again.gpu_id, again.slot) == ("0", 0)
+    for lease in leases:
+        lease.release()
+    assert not any(lease.held for lease in leases)
+
+
+def test_an_exclusive_job_and_slot_holders_never_share_a_gpu(tmp_path):
+    """A job configured for a whole GPU (jobs_per_gpu 1) waits while slot holders run on it, and
+    slot holders wait while it holds the GPU, whatever each workflow's setting."""
+    lock_dir = tmp_path / "locks"
+    env = {"APPROXEQ_FAKE_GPUS": "0"}
+    sharer = acquire_device(lock_dir, env=env, timeout_seconds=0, jobs_per_gpu=4)
+    assert sharer.slot == 0
+    with pytest.raises(TimeoutError):
+        acquire_device(lock_dir, env=env, timeout_seconds=0, log=lambda m: None)
+    with acquire_device(lock_dir, env=env, timeout_seconds=0, jobs_per_gpu=4) as second:
+        assert second.slot == 1  # sharers share
+    sharer.release()
+    with acquire_device(lock_dir, env=env, timeout_seconds=0) as exclusive:
+        assert exclusive.slot is None and exclusive.describe() == "cuda:GPU0 (lock)"
+        with pytest.raises(TimeoutError):
+            acquire_device(lock_dir, env=env, timeout_seconds=0, jobs_per_gpu=4, log=lambda m: None)
+    with acquire_device(lock_dir, env=env, timeout_seconds=0, jobs_per_gpu=4) as after:
+        assert after.slot == 0  # the slot refused above was let go
+
+
+def test_slots_do_not_apply_under_slurm_or_on_the_cpu(tmp_path):
+    lock_dir = tmp_path / "locks"
+    env = {"SLURM_JOB_ID": "4242", "CUDA_VISIBLE_DEVICES": "3"}
+    assert acquire_device(lock_dir, env=env, jobs_per_gpu=4).describe() == "cuda:GPU3 (slurm)"
+    assert acquire_device(lock_dir, env={}, jobs_per_gpu=4).describe() == "cpu"
+    assert not lock_dir.exists()
+    with pytest.raises(ValueError, match="at least 1"):
+        acquire_device(lock_dir, env={"APPROXEQ_FAKE_GPUS": "0"}, jobs_per_gpu=0)
+
+
+def test_concurrent_processes_share_one_gpu_by_slots(tmp_path):
+    """Four processes on one simulated GPU with 2 slots: never more than two at once on it."""
+    hold = 0.5
+    procs = _start_workers(tmp_path, 4, hold, "0", jobs_per_gpu=2)
+    assert [p.wait(timeout=60) for p in procs] == [0] * 4
+    records = [json.loads((tmp_path / f"w{i}.json").read_text()) for i in range(4)]
+    assert {r["gpu_id"] for r in records} == {"0"} and {r["slot"] for r in records} == {0, 1}
+    events = sorted([(r["start"], 1) for r in records] + [(r["end"], -1) for r in records])
+    running, most = 0, 0
+    for _, change in events:
+        running += change
+        most = max(most, running)
+    assert most == 2
+    assert max(r["end"] for r in records) - min(r["start"] for r in records) >= 2 * hold
+
+
+def test_train_job_claims_a_slot_with_the_configured_jobs_per_gpu(tmp_path, monkeypatch):
+    """workflow/scripts/train.py passes compute.jobs_per_gpu on: with both slots of the one GPU
+    taken, the job waits for a slot (and gives up after the configured wait)."""
+    script = runpy.run_path(str(Path(__file__).resolve().parents[2] / "workflow/scripts/train.py"))
+    monkeypatch.setenv("APPROXEQ_FAKE_GPUS", "0")
+    lock_dir = tmp_path / "locks"
+    held = [acquire_device(lock_dir, timeout_seconds=0, jobs_per_gpu=2) for _ in range(2)]
+    with pytest.raises(TimeoutError, match=r"no free GPU slot \(2 jobs per GPU\).*2 slots"):
+        script["main"]({"seed": 0}, 1, str(lock_dir), {"model": str(tmp_path / "run/model.pt")},
+                       str(tmp_path / "train.log"), 1000.0, 0.2, compute={"jobs_per_gpu": 2})
+    for lease in held:
+        lease.release()

@@ -1,6 +1,7 @@
 # Training and evaluation, one job per (experiment, group, model, seed): the job trains, then
-# evaluates the best state on the test sets into metrics.json. It asks for one GPU
-# (`resources: gpu=1`); the job itself picks a free device (approxeq.runtime.devices).
+# evaluates the best state on the test sets into metrics.json. It asks for one GPU slot
+# (`resources: gpu=1`; with compute.jobs_per_gpu = n, `--resources gpu=N` counts slots, n per GPU);
+# the job itself picks a free device or slot (approxeq.runtime.devices).
 
 
 rule train:
@@ -17,6 +18,10 @@ rule train:
         # Not in `run`: neither changes what a run computes, so neither enters its fingerprint.
         divergence_factor=config["compute"]["divergence_factor"],
         gpu_wait_seconds=config["compute"]["gpu_wait_seconds"],
+        # jobs_per_gpu (slot locks), channels_last, compile, compile_min_images: how the job runs;
+        # the channels-last and compile settings it resolves enter its checkpoint's identity
+        compute={key: config["compute"][key]
+                 for key in ("jobs_per_gpu", "channels_last", "compile", "compile_min_images")},
     threads: config["compute"]["train_threads"]
     resources:
         gpu=1,

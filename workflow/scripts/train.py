@@ -21,10 +21,14 @@ from approxeq.runtime.logs import redirect_to_log
 
 
 def main(run: dict, threads: int, lock_dir, output: dict, log_path: str,
-         divergence_factor=1000.0, gpu_wait_seconds=None, data_files=()):
+         divergence_factor=1000.0, gpu_wait_seconds=None, data_files=(), compute=None):
+    """`compute`: the configuration's compute section (jobs_per_gpu, channels_last, compile,
+    compile_min_images; approxeq.runtime.speed); None: the defaults."""
+    compute = dict(compute or {})
     run_dir = Path(output["model"]).parent
     with redirect_to_log(log_path), run_folder_lock(run_dir):
-        lease = acquire_device(lock_dir or default_lock_dir(), timeout_seconds=gpu_wait_seconds)
+        lease = acquire_device(lock_dir or default_lock_dir(), timeout_seconds=gpu_wait_seconds,
+                               jobs_per_gpu=compute.get("jobs_per_gpu", 1))
         started_at = time.time()
         import torch
 
@@ -33,24 +37,31 @@ def main(run: dict, threads: int, lock_dir, output: dict, log_path: str,
             TrainConfig,
             save_atomic,
             seed_everything,
+            set_determinism,
             train,
         )
         from approxeq.runtime.identity import code_fingerprint, input_hashes
         from approxeq.runtime.io import write_json_atomic
+        from approxeq.runtime.speed import resolve_speed
 
         device = torch_device(lease)
         torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(run["deterministic"], warn_only=True)
+        set_determinism(run["deterministic"])
         print(f"run {json.dumps(run, sort_keys=True)}\ndevice {lease.describe()}, {threads} threads")
         seed_everything(run["seed"])
         setup = setup_experiment(run, device)
+        per_epoch = len(setup.data.x_train) // run["batch_size"] * run["batch_size"]
+        speed = resolve_speed(compute, run.get("network", {}).get("name"), device.type,
+                              run["epochs"] * per_epoch)
+        print(f"speed: {speed.why}")
         # A checkpoint belongs to its settings, the content of its input files and the code that
         # trained it (computed after setup: the modules that build this run are loaded by then).
         inputs = {"data": input_hashes(data_files), "code": code_fingerprint(), "torch": str(torch.__version__)}
         cfg = TrainConfig(lr=run["lr"], batch_size=run["batch_size"], epochs=run["epochs"],
                           patience=run["patience"], seed=run["seed"],
                           weight_decay=run["weight_decay"], lr_decay=run.get("lr_decay", 1.0),
-                          settings=run, divergence_factor=divergence_factor, inputs=inputs)
+                          settings=run, divergence_factor=divergence_factor, inputs=inputs,
+                          **speed.settings())
         # Resumes an unfinished checkpoint of the same identity, reuses a finished one, and sets
         # a checkpoint of other settings, data or code aside and starts over.
         result = train(setup.model, setup.data, cfg, run_dir,
@@ -62,13 +73,22 @@ def main(run: dict, threads: int, lock_dir, output: dict, log_path: str,
         # The device is held until here: [started_at, evaluated_at] is the job's time on it.
         info = {"best_epoch": result.best_epoch, "best_val_metric": result.best_metric,
                 "epochs_run": len(result.history), "train_seconds": result.wall_seconds,
-                "device": lease.describe(), "device_type": device.type,
+                "device": lease.describe(), "device_type": device.type, "threads": threads,
+                **speed.settings(),
                 "started_at": started_at, "finished_at": finished_at, "evaluated_at": time.time(),
                 "synthetic": setup.synthetic, "divergence_factor": divergence_factor,
                 "torch": torch.__version__, "data_sha256": inputs["data"],
                 "code_fingerprint": inputs["code"], "run": run}
+        if device.type == "cuda":
+            # the peak of this process's tensors on its GPU (training and evaluation), so a user
+            # can choose compute.jobs_per_gpu (runs sharing one GPU must fit in its memory together)
+            info["cuda_max_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
+            print(f"peak CUDA memory allocated: {info['cuda_max_memory_mb']:.0f} MiB "
+                  f"(torch.cuda.max_memory_allocated)")
         metrics.update({key: info[key] for key in ("train_seconds", "device", "best_epoch", "epochs_run",
-                                                   "data_sha256", "code_fingerprint")})
+                                                   "data_sha256", "code_fingerprint",
+                                                   "channels_last", "compile", "cuda_max_memory_mb")
+                        if key in info})
         print(f"test metrics {json.dumps(metrics, sort_keys=True)}")
         write_json_atomic(output["info"], info)
         write_json_atomic(output["metrics"], metrics)
@@ -78,4 +98,5 @@ def main(run: dict, threads: int, lock_dir, output: dict, log_path: str,
 if "snakemake" in globals():
     p = snakemake.params  # noqa: F821
     main(dict(p.run), snakemake.threads, p.lock_dir, dict(snakemake.output),  # noqa: F821
-         snakemake.log[0], p.divergence_factor, p.gpu_wait_seconds, snakemake.input.data)  # noqa: F821
+         snakemake.log[0], p.divergence_factor, p.gpu_wait_seconds, snakemake.input.data,  # noqa: F821
+         dict(p.compute))

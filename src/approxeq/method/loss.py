@@ -98,11 +98,20 @@ def method_loss(model: EncoderHead, x: torch.Tensor, y: torch.Tensor, g: torch.T
     the same statistics up to sampling noise, so the term compares like with like; at test time
     (running statistics) the BatchNorm is a fixed affine map per coordinate.
     """
-    z = model.encoder(x)
-    first = model.head(z)
-    task = task_loss(predict(model, first, x) if predict else first, y)
-    total = weights.task * task
-    terms = {"task": task.detach()}
+    # No work on a term whose weight is 0: a `task: 0` run skips the head and the task loss (and
+    # the encoder pass on x too when no latent term needs E(x)). The skipped pass would also have
+    # updated the BatchNorm running statistics it goes through, so such a run's eval-mode numbers
+    # differ from those of the code that computed it anyway; no configured run has `task: 0`.
+    if not (weights.task > 0 or weights.needs_transformed_input):
+        raise ValueError(f"every loss weight is 0 ({weights}): there is nothing to train")
+    total = torch.zeros((), device=x.device)
+    terms = {}
+    z = model.encoder(x) if weights.task > 0 or weights.equivariance > 0 else None
+    if weights.task > 0:
+        first = model.head(z)
+        task = task_loss(predict(model, first, x) if predict else first, y)
+        total = weights.task * task
+        terms["task"] = task.detach()
     if weights.needs_transformed_input:
         gz = model.encoder(input_action(x, g) if gx is None else gx)
         if weights.shift > 0:

@@ -60,6 +60,12 @@ class TrainConfig:
     # What the run is a function of beyond its settings (approxeq.runtime.identity): {"data": {path:
     # sha256}, "code": fingerprint of the training code, "torch": version}.
     inputs: dict = field(default_factory=dict)
+    # How the steps are computed (compute.channels_last, compute.compile; docs/runtime.md). Each
+    # computes the same function with its floating-point operations in another order, so the last
+    # bits of the numbers differ between settings: both are part of the identity, and a checkpoint
+    # is resumed only under the setting that wrote it.
+    channels_last: bool = False  # NHWC batches and weights for 2D image data (N×C×H×W)
+    compile: bool = False  # the training objective through torch.compile (eval stays eager)
 
     def identity(self) -> dict:
         """What identifies the training a checkpoint belongs to: the settings, the content of the
@@ -118,6 +124,15 @@ class TrainResult:
     best_metric: float
     history: list[dict]
     wall_seconds: float
+
+
+def set_determinism(deterministic: bool) -> None:
+    """torch.use_deterministic_algorithms (bit-identical reruns on the CPU), without filling every
+    new tensor with NaN first: torch does that in deterministic mode only so that an op reading
+    memory it never wrote shows up, which no op here does; the fill cost 10–15 % of a DDMNIST step
+    on the CPU and changes no result (a rerun and a resumed run stay bit-identical, tested)."""
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = False
 
 
 def seed_everything(seed: int) -> None:
@@ -198,9 +213,31 @@ def _free_name(path: Path) -> Path:
     return candidate
 
 
+def uses_channels_last(cfg: TrainConfig, data: TaskData) -> bool:
+    """channels_last applies to 2D image batches only (volumes, vectors and sequences as they are)."""
+    return cfg.channels_last and data.x_train.dim() == 4
+
+
 def _train(model, data, cfg, run_dir, log, on_epoch_end, stale_checkpoint) -> TrainResult:
     checkpoint_path = run_dir / CHECKPOINT
     device = data.x_train.device
+    channels_last = uses_channels_last(cfg, data)
+    if channels_last:
+        # Why: oneDNN's CPU convolutions, BatchNorm and pooling run much faster on NHWC tensors
+        # for the few-channel DDMNIST CNN (benchmarks/throughput.py). Done before the optimizer
+        # exists: it rewrites the 4D parameters in place, the optimizer keeps the same objects.
+        model.to(memory_format=torch.channels_last)
+
+    def layout(x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+    objective = data.objective
+    if cfg.compile:
+        # Compiled on the first step (minutes on a CPU, seconds from torch's on-disk cache when a run
+        # resumes); every step has the same shapes (the ragged last batch is dropped), so one graph.
+        # Validation, epoch metrics and evaluation stay eager: compiling them would cost more
+        # than they take.
+        objective = torch.compile(data.objective, dynamic=False)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=cfg.lr_decay)
 
@@ -245,9 +282,9 @@ def _train(model, data, cfg, run_dir, log, on_epoch_end, stale_checkpoint) -> Tr
         loss_sum = 0.0
         for step in range(steps_per_epoch):
             batch = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            x, y = data.prepare(views.x[batch]), targets[batch]
-            second = {} if views.gx is None else {"gx": data.prepare(views.gx[batch])}
-            loss, terms = data.objective(model, x, y, elements[batch], **second)
+            x, y = layout(data.prepare(views.x[batch])), targets[batch]
+            second = {} if views.gx is None else {"gx": layout(data.prepare(views.gx[batch]))}
+            loss, terms = objective(model, x, y, elements[batch], **second)
             loss_value = loss.item()
             if not math.isfinite(loss_value):
                 raise NonFiniteLossError(

@@ -10,6 +10,13 @@ The kernel drops the lock when the file is closed or the process dies (even by
 SIGKILL), so a crashed job never leaves a GPU claimed. The lock directory must be
 on a local file system; by default it is shared by all workflows of one user.
 
+Several jobs per GPU (``compute.jobs_per_gpu`` = n > 1): one DDMNIST run leaves most of a
+large GPU idle, so n jobs may share one. A job then claims a *slot*: an exclusive flock on
+``gpu-<id>-slot<k>.lock`` (k < n) plus a shared flock on ``gpu-<id>.lock``. An exclusive job
+(n = 1) takes ``gpu-<id>.lock`` exclusively, so it never shares a GPU with slot holders, even
+those of a workflow configured otherwise. Slots are handed out slot-major (slot 0 of every GPU,
+then slot 1, ...), so jobs spread over the GPUs before they double up.
+
 Under SLURM the scheduler has already set ``CUDA_VISIBLE_DEVICES`` for the job and
 that assignment is used as is. Without GPUs the job runs on the CPU.
 
@@ -98,27 +105,36 @@ class DeviceLease:
     """The device a job was given. ``device`` is the torch device type to use once
     ``CUDA_VISIBLE_DEVICES`` is set ("cuda" = cuda:0 of the visible set, or "cpu");
     ``gpu_id`` the physical id (or ids under SLURM); ``how`` is "lock", "slurm" or "cpu".
-    A "lock" lease holds its GPU until :meth:`release`, or until the process ends."""
+    A "lock" lease holds its GPU (or its slot ``slot`` of ``slots`` on it) until
+    :meth:`release`, or until the process ends."""
 
     device: str
     gpu_id: str | None
     how: str
     lock_path: Path | None = None
     _fd: int | None = field(default=None, repr=False, compare=False)
+    slot: int | None = None  # the slot held when several jobs share the GPU (slots > 1)
+    slots: int = 1
+    _shared_fd: int | None = field(default=None, repr=False, compare=False)
 
     @property
     def held(self) -> bool:
         return self._fd is not None
 
     def release(self) -> None:
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)  # closing the only descriptor drops the flock
+        for name in ("_fd", "_shared_fd"):
+            fd = getattr(self, name)
+            if fd is not None:
+                setattr(self, name, None)
+                os.close(fd)  # closing the only descriptor drops the flock
 
     def describe(self) -> str:
-        """Short form for logs and metrics: "cuda:GPU3 (lock)", "cuda:GPU0,1 (slurm)", "cpu"."""
+        """Short form for logs and metrics: "cuda:GPU3 (lock)", "cuda:GPU3 (lock, slot 2 of 4)",
+        "cuda:GPU0,1 (slurm)", "cpu"."""
         if self.device == "cpu":
             return "cpu"
+        if self.slot is not None:
+            return f"cuda:GPU{self.gpu_id} ({self.how}, slot {self.slot + 1} of {self.slots})"
         return f"cuda:GPU{self.gpu_id} ({self.how})"
 
     def __enter__(self) -> "DeviceLease":
@@ -128,36 +144,75 @@ class DeviceLease:
         self.release()
 
 
-def _lock_name(gpu_id: str) -> str:
-    return "gpu-" + re.sub(r"[^A-Za-z0-9._-]", "_", gpu_id) + ".lock"
+def _lock_name(gpu_id: str, slot: int | None = None) -> str:
+    """gpu-<id>.lock (the whole GPU), or gpu-<id>-slot<k>.lock (one of several jobs on it)."""
+    stem = "gpu-" + re.sub(r"[^A-Za-z0-9._-]", "_", gpu_id)
+    return f"{stem}.lock" if slot is None else f"{stem}-slot{slot}.lock"
 
 
-def _try_lock(path: Path) -> int | None:
-    """An open descriptor holding an exclusive flock on `path`, or None if it is taken."""
+def _try_lock(path: Path, shared: bool = False) -> int | None:
+    """An open descriptor holding a flock on `path` (exclusive, or shared), or None if it is
+    taken. An exclusive holder writes its PID into the file for a human looking; a shared one
+    leaves the file alone (its slot file names it)."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by exec'd children
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         return None
     except BaseException:
         os.close(fd)
         raise
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())  # who holds it, for a human looking
+    if not shared:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
     return fd
 
 
-def lock_holders(lock_dir: Path, ids: list[str]) -> str:
-    """"GPU 0: PID 123, GPU 1: PID 456": who holds each GPU's lock, as its holder wrote it."""
+def _read_pid(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
+
+
+def lock_holders(lock_dir: Path, ids: list[str], slots: int = 1) -> str:
+    """"GPU 0: PID 123, GPU 1: PID 456": who holds each GPU's lock, as its holder wrote it;
+    with slots, "GPU 0: PIDs 123 456 (2 of 2 slots)"."""
     holders = []
     for gpu_id in ids:
-        try:
-            pid = (lock_dir / _lock_name(gpu_id)).read_text().strip()
-        except OSError:
-            pid = ""
-        holders.append(f"GPU {gpu_id}: PID {pid or '?'}")
+        if slots == 1:
+            holders.append(f"GPU {gpu_id}: PID {_read_pid(lock_dir / _lock_name(gpu_id)) or '?'}")
+            continue
+        pids = [_read_pid(lock_dir / _lock_name(gpu_id, k)) or "?" for k in range(slots)]
+        holders.append(f"GPU {gpu_id}: PIDs {' '.join(pids)} ({slots} slots)")
     return ", ".join(holders)
+
+
+def _claim(lock_dir: Path, ids: list[str], slots: int) -> DeviceLease | None:
+    """A lease on a free GPU (slots = 1) or a free slot (slots > 1), or None when all are taken.
+    Slot-major order: slot 0 of every GPU before slot 1 of any, so jobs spread over the GPUs."""
+    if slots == 1:
+        for gpu_id in ids:
+            path = lock_dir / _lock_name(gpu_id)
+            fd = _try_lock(path)
+            if fd is not None:
+                return DeviceLease("cuda", gpu_id, "lock", path, fd)
+        return None
+    for slot in range(slots):
+        for gpu_id in ids:
+            path = lock_dir / _lock_name(gpu_id, slot)
+            fd = _try_lock(path)
+            if fd is None:
+                continue
+            # shared with the GPU's other slot holders, refused while an exclusive job holds it
+            shared = _try_lock(lock_dir / _lock_name(gpu_id), shared=True)
+            if shared is None:
+                os.close(fd)
+                continue
+            return DeviceLease("cuda", gpu_id, "lock", path, fd, slot=slot, slots=slots,
+                               _shared_fd=shared)
+    return None
 
 
 def acquire_device(
@@ -167,8 +222,12 @@ def acquire_device(
     timeout_seconds: float | None = None,
     log: Callable[[str], object] = print,
     log_every_seconds: float = 60.0,
+    jobs_per_gpu: int = 1,
 ) -> DeviceLease:
     """Claim a device for this process; see the module docstring.
+
+    `jobs_per_gpu` (compute.jobs_per_gpu): how many jobs may share one GPU; each claims one of
+    its slots. It does not apply under SLURM (the scheduler assigns GPUs) nor on the CPU.
 
     With GPUs and no SLURM assignment, waits (polling every `poll_seconds`) until one of
     them is free; raises TimeoutError after `timeout_seconds` (None: wait for ever). While it
@@ -182,38 +241,38 @@ def acquire_device(
     if not ids:
         return DeviceLease("cpu", None, "cpu")
 
+    if jobs_per_gpu < 1:
+        raise ValueError(f"jobs_per_gpu must be at least 1, not {jobs_per_gpu}")
     lock_dir = Path(lock_dir) if lock_dir is not None else default_lock_dir()
     lock_dir.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     waited = False
     next_log = start
     while True:
-        for gpu_id in ids:
-            path = lock_dir / _lock_name(gpu_id)
-            fd = _try_lock(path)
-            if fd is None:
-                continue
+        lease = _claim(lock_dir, ids, jobs_per_gpu)
+        if lease is not None:
             torch = sys.modules.get("torch")
             if torch is not None and torch.cuda.is_initialized():
-                log(f"warning: CUDA is already initialised; CUDA_VISIBLE_DEVICES={gpu_id} "
+                log(f"warning: CUDA is already initialised; CUDA_VISIBLE_DEVICES={lease.gpu_id} "
                     "has no effect in this process")
             if source == "nvidia-smi":  # nvidia-smi numbers GPUs in PCI bus order
                 os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
-            os.environ["CUDA_VISIBLE_DEVICES"] = gpu_id
+            os.environ["CUDA_VISIBLE_DEVICES"] = lease.gpu_id
             if waited:
-                log(f"got GPU {gpu_id} after {time.monotonic() - start:.1f} s")
-            return DeviceLease("cuda", gpu_id, "lock", path, fd)
+                log(f"got {lease.describe()} after {time.monotonic() - start:.1f} s")
+            return lease
         now = time.monotonic()
         elapsed = now - start
+        what = "GPU" if jobs_per_gpu == 1 else f"GPU slot ({jobs_per_gpu} jobs per GPU)"
         if timeout_seconds is not None and elapsed >= timeout_seconds:
             raise TimeoutError(
-                f"no free GPU among {', '.join(ids)} after {elapsed:.1f} s "
+                f"no free {what} among {', '.join(ids)} after {elapsed:.1f} s "
                 f"(compute.gpu_wait_seconds = {timeout_seconds:g}): all locks in {lock_dir} are "
-                f"held ({lock_holders(lock_dir, ids)})")
+                f"held ({lock_holders(lock_dir, ids, jobs_per_gpu)})")
         if now >= next_log:
             limit = "no limit" if timeout_seconds is None else f"limit {timeout_seconds:g} s"
-            log(f"waiting for a GPU ({elapsed:.0f} s so far, {limit}): all of {', '.join(ids)} "
-                f"are in use ({lock_holders(lock_dir, ids)}; locks in {lock_dir}); "
+            log(f"waiting for a {what} ({elapsed:.0f} s so far, {limit}): all of {', '.join(ids)} "
+                f"are in use ({lock_holders(lock_dir, ids, jobs_per_gpu)}; locks in {lock_dir}); "
                 f"retrying every {poll_seconds:g} s")
             waited = True
             next_log = now + log_every_seconds

@@ -1,0 +1,188 @@
+"""Benchmark: the DDMNIST training step as the workflow ran it before the speed-ups against the
+channels-last and compiled steps (issue 23 item 1), CNN and ours, at 1 and 2 threads, in one run.
+
+Prints figures; it is not a test and asserts nothing about time.
+
+Per thread count and model, three variants of one full training step (prepare uint8 → float,
+forward, the method's loss, backward, Adam step), each with its own model and optimizer from the
+same initial weights, on the same random batch of 56×56 canvases under D4×D4:
+  before          eager, NCHW, deterministic mode filling every new tensor with NaN (what a
+                  workflow job did before: torch.use_deterministic_algorithms alone)
+  channels-last   eager, NHWC weights and batches, no NaN fill (compute.channels_last)
+  compiled        the objective through torch.compile, NHWC, no NaN fill (compute.compile)
+After warm-up (the compiled variant's first step compiles, timed separately) the variants run
+interleaved, A B C A B C ..., so that drifts in machine speed hit all alike. Reported: median
+step time, images/s, GFLOP/s (FLOPs of one step from torch.utils.flop_counter over the median
+time) and the speed-up over `before` as the median of the per-round ratios. For the compiled
+variant also its compile time and the training images after which compiling has paid for itself
+against channels-last (compile time / time saved per image).
+
+    python benchmarks/throughput.py                       # 1 and 2 threads, CNN and ours
+    python benchmarks/throughput.py --threads 1 --no-compile --repeats 5
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from machine import cpu_name  # benchmarks/machine.py (this folder is on sys.path when run as a script)
+from torch.utils.flop_counter import FlopCounterMode
+
+from approxeq.algebra.actions import trivial_action
+from approxeq.algebra.representations import apply_matrices, latent_representation
+from approxeq.data import ddmnist
+from approxeq.method.loss import LossWeights, method_objective
+from approxeq.nn.networks import ddmnist_cnn
+
+CANVAS = ddmnist.Canvas()
+MODELS = {"cnn": LossWeights(task=1.0, shift=0.0, equivariance=0.0),   # config.yaml's D4 weights
+          "ours": LossWeights(task=1.0, shift=0.0, equivariance=1.0)}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--models", nargs="+", choices=sorted(MODELS), default=["cnn", "ours"])
+    p.add_argument("--group", default="D4")
+    p.add_argument("--c", type=int, default=6, help="width of the C.1 CNN (paper: 6)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--repeats", type=int, default=8, help="timed interleaved rounds")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps per variant after the first")
+    p.add_argument("--no-compile", action="store_true", help="skip the compiled variant (minutes)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, default=None)
+    return p.parse_args(argv)
+
+
+class Variant:
+    """One way of computing the step: its own model and optimizer, the same initial weights."""
+
+    def __init__(self, name: str, args, weights: LossWeights, task: dict):
+        self.name, self.batch = name, task["batch"]
+        self.channels_last = name != "before"
+        self.fill = name == "before"  # deterministic mode's NaN fill of new tensors, as before
+        torch.manual_seed(args.seed)
+        self.model = ddmnist_cnn(c=args.c, latent_dim=66, n_classes=100)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=5e-4)
+        self.objective = method_objective(weights, F.cross_entropy, task["input_action"],
+                                          task["latent_action"], trivial_action)
+        if name == "compiled":  # as approxeq.method.train does for compute.compile
+            self.objective = torch.compile(self.objective, dynamic=False)
+
+    def step(self) -> float:
+        x, y, g = self.batch
+        torch.utils.deterministic.fill_uninitialized_memory = self.fill
+        start = time.perf_counter()
+        x = x.float().div_(255.0)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        loss, _ = self.objective(self.model, x, y, g)
+        loss.item()  # the trainer reads every step's loss
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return time.perf_counter() - start
+
+
+def step_flops(args, weights: LossWeights, task: dict) -> int:
+    variant = Variant("channels-last", args, weights, task)
+    with FlopCounterMode(display=False) as counter:
+        variant.step()
+    return counter.get_total_flops()
+
+
+def measure(args, threads: int, model: str, task: dict) -> dict:
+    torch.set_num_threads(threads)
+    torch._dynamo.reset()  # compiled kernels bake in the thread count: compile per setting
+    weights = MODELS[model]
+    names = ["before", "channels-last"] + ([] if args.no_compile else ["compiled"])
+    variants = {name: Variant(name, args, weights, task) for name in names}
+    first = {name: v.step() for name, v in variants.items()}  # the compiled one compiles here
+    for _ in range(args.warmup):
+        for v in variants.values():
+            v.step()
+    times = {name: [] for name in names}
+    for _ in range(args.repeats):
+        for name, v in variants.items():
+            times[name].append(v.step())
+    flops = step_flops(args, weights, task)
+    out = {"threads": threads, "model": model, "gflop_per_step": flops / 1e9}
+    for name in names:
+        median = statistics.median(times[name])
+        out[name] = {"median_s": median, "min_s": min(times[name]), "max_s": max(times[name]),
+                     "images_per_second": args.batch_size / median, "gflops": flops / median / 1e9,
+                     "speedup": statistics.median(b / t for b, t in zip(times["before"], times[name])),
+                     "first_step_s": first[name], "times_s": times[name]}
+    if "compiled" in out:
+        compiled, eager = out["compiled"], out["channels-last"]
+        compiled["compile_s"] = first["compiled"] - compiled["median_s"]
+        saved = 1 / eager["images_per_second"] - 1 / compiled["images_per_second"]
+        compiled["break_even_images"] = compiled["compile_s"] / saved if saved > 0 else None
+    return out
+
+
+def main(argv=None) -> dict:
+    started = time.perf_counter()
+    args = parse_args(argv)
+    torch.use_deterministic_algorithms(True, warn_only=True)  # the workflow's default
+    torch._dynamo.config.cache_size_limit = 64  # one compiled objective per (model, threads)
+    product = ddmnist.product_group(args.group)
+    rep = latent_representation(product, 66)
+    gen = torch.Generator().manual_seed(args.seed)
+    batch = (torch.randint(0, 256, (args.batch_size, 1, CANVAS.size, CANVAS.size), dtype=torch.uint8,
+                           generator=gen),
+             torch.randint(100, (args.batch_size,), generator=gen),
+             torch.randint(product.order, (args.batch_size,), generator=gen))
+    task = {"batch": batch, "input_action": ddmnist.pair_action(args.group, CANVAS),
+            "latent_action": lambda z, g: apply_matrices(rep, g, z)}
+    info = {"cpu": cpu_name(), "torch": torch.__version__, "python": platform.python_version(),
+            "group": f"{args.group}×{args.group}", "batch_size": args.batch_size, "c": args.c,
+            "repeats": args.repeats}
+    print(f"cpu     {info['cpu']}  torch {info['torch']}  python {info['python']}")
+    print(f"setup   DDMNIST C.1 CNN c={args.c}, {info['group']}, batch {args.batch_size}, "
+          f"{args.warmup} warm-up + {args.repeats} interleaved rounds; speed-up = median of per-round "
+          "ratios to `before`")
+    results = []
+    for threads in args.threads:
+        for model in args.models:
+            r = measure(args, threads, model, task)
+            results.append(r)
+            print(f"{model:<4} {threads} thr  {r['gflop_per_step']:.2f} GFLOP/step")
+            for name in ("before", "channels-last", "compiled"):
+                if name not in r:
+                    continue
+                v = r[name]
+                extra = ""
+                if name == "compiled":
+                    paid = v["break_even_images"]
+                    extra = (f"  (compile {v['compile_s']:.0f} s, pays off after "
+                             + (f"{paid:,.0f} images)" if paid else "never)"))
+                print(f"   {name:<14} {v['median_s'] * 1e3:7.0f} ms  {v['images_per_second']:6.1f} img/s  "
+                      f"{v['gflops']:5.1f} GFLOP/s  ×{v['speedup']:.2f}{extra}", flush=True)
+    summary = "SUMMARY " + "; ".join(
+        f"{r['model']} {r['threads']}thr " + " ".join(
+            f"{name} {r[name]['images_per_second']:.0f} img/s ×{r[name]['speedup']:.2f}"
+            for name in ("before", "channels-last", "compiled") if name in r)
+        for r in results)
+    info["benchmark_seconds"] = time.perf_counter() - started
+    print(f"(benchmark took {info['benchmark_seconds']:.0f} s)")
+    figures = {"info": info, "results": results, "summary": summary}
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    print(summary)
+    return figures
+
+
+if __name__ == "__main__":
+    main()
