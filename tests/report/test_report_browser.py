@@ -104,8 +104,8 @@ def test_tiny_report_holds_the_scorecard_and_the_papers_order(tmp_path):
     assert order == sorted(order)
     assert "None configured." in html  # the paper configuration has no data set of the user's
     # Figure 3's caption says what the decodings show, measured
-    assert "tmnist 0.90\n(reconstruction 0.95): the decodings\nmatch g·x;" in html
-    assert "mnist_d3 0.03\n(reconstruction 0.60): the decodings\ndo not match g·x." in html
+    assert "TMNIST autoencoder 0.90\n(reconstruction 0.95): the decodings\nmatch g·x;" in html
+    assert "MNIST autoencoder 0.03\n(reconstruction 0.60): the decodings\ndo not match g·x." in html
     # not a quick run: no QUICK RUN banner or section mark; the one synthetic table marked, and only it
     assert "<strong>QUICK RUN</strong>" not in html and 'title="QUICK RUN"' not in html
     assert html.count('title="SYNTHETIC DATA: stand-in."') == 1

@@ -6,7 +6,7 @@ import torch
 from approxeq.algebra.groups import group_from_name
 from approxeq.algebra.representations import apply_matrices
 from approxeq.experiments import setup_experiment
-from approxeq.report.figures import image_grid, label_suffix
+from approxeq.report.figures import experiment_title, image_grid, label_suffix
 from approxeq.runtime.io import read_json, write_json_atomic
 from approxeq.runtime.logs import redirect_to_log
 
@@ -36,8 +36,8 @@ def rows_for(run, model_path):
     group = group_from_name(run["group"])
     scored = setup.test_sets["test"][0][:SCORED_IMAGES]
     x = scored[:N_EXAMPLES]
-    name = run["experiment"]
-    rows = [(f"{name}\ng = e", pairs(x, model(x)))]
+    name = f"{experiment_title(run['experiment'])}\n{run['group']}"
+    rows = [(f"{name}, g = e", pairs(x, model(x)))]
     matrices = model.representation.element_matrices()
     z, z_scored = model.encoder(x), model.encoder(scored)
     transformed = []
@@ -47,7 +47,7 @@ def rows_for(run, model_path):
         elements = torch.full((len(x),), g)
         label = group.elements[g]
         decoded = model.head(apply_matrices(matrices, elements, z))
-        rows.append((f"{name}\ng = {label}", pairs(setup.input_action(x, elements), decoded)))
+        rows.append((f"{name}, g = {label}", pairs(setup.input_action(x, elements), decoded)))
         every = torch.full((len(scored),), g)
         transformed.append(match_score(model.head(apply_matrices(matrices, every, z_scored))[:, :1],
                                        setup.input_action(scored, every)[:, :1]))

@@ -17,11 +17,12 @@ def main(simulation, quick, out, log_path):
         frames = sorted({int(f) for f in np.linspace(0, n - 1, 5)})
         suffix = label_suffix(quick, False)
         smoke_frames(density, velocity, frames, out["figure2"],
-                     f"SMOKE simulation k={meta['k']} (inflow j={meta['inflow']})" + suffix)
+                     f"Figure 2: one regenerated plume (simulation {meta['k']}, inflow position "
+                     f"{meta['inflow'] + 1} of 4)" + suffix)
         v = torch.from_numpy(velocity[n // 2][None])  # (1, 2, H, W)
         g = torch.tensor([1])
         velocity_rotation(v[0].numpy(), rotate_grid(v, g)[0].numpy(), rotate_velocity(v, g)[0].numpy(),
-                          out["figure7"], "C4 acting on a velocity field (90° counter-clockwise)" + suffix)
+                          out["figure7"], "Figure 7: C4 acting on a velocity field (a 90° counter-clockwise turn)" + suffix)
 
 
 if "snakemake" in globals():

@@ -9,6 +9,7 @@ import pandas as pd
 import yaml
 
 from approxeq.report.claims import VERDICTS, Evidence, claims_table
+from approxeq.report.figures import experiment_title
 from approxeq.report.page import (
     comparison,
     config_hash,
@@ -57,7 +58,8 @@ def main(inputs, config, template_dir, repo, output, log_path):
             git=git_state(repo), python=platform.python_version(),
             scorecard=scorecard_rows(scorecard), counts=counts(scorecard),
             claims=claims.to_dict("records"),
-            fig3_scores=json.loads(open(inputs["fig3_scores"]).read()) if "fig3_scores" in inputs else {},
+            fig3_scores={experiment_title(k): v for k, v in
+                         (json.loads(open(inputs["fig3_scores"]).read()) if "fig3_scores" in inputs else {}).items()},
             medmnist_cnn_params=medmnist_cnn_params(scorecard),
             quick_synthetic=synthetic_among(scorecard, QUICK), not_run_reasons=not_run_reasons(scorecard),
             claim_counts={v: int((claims["verdict"] == v).sum()) for v in VERDICTS},

@@ -15,6 +15,14 @@ import torch  # noqa: E402
 from approxeq.runtime.io import atomic_path  # noqa: E402
 
 
+# how the figures name the Section 4 experiments (their config keys are not for readers)
+EXPERIMENT_TITLES = {"tmnist": "TMNIST autoencoder", "mnist_d3": "MNIST autoencoder", "cifar10": "CIFAR10 classifier"}
+
+
+def experiment_title(name: str) -> str:
+    return EXPERIMENT_TITLES.get(name, name)
+
+
 def label_suffix(quick: bool, synthetic: bool) -> str:
     tags = (["QUICK RUN"] if quick else []) + (["SYNTHETIC DATA"] if synthetic else [])
     return f" [{', '.join(tags)}]" if tags else ""
@@ -103,12 +111,13 @@ def eigenvalue_trajectories(histories: dict[str, tuple[Path, str]], path: str | 
         ax.plot(circle.real, circle.imag, color="0.7", lw=1)
         order = {"C": int(group[1:]), "D": 3 if group == "D3" else int(group[1:])}.get(group[0], 1)
         roots = np.exp(2j * np.pi * np.arange(order) / order)
-        ax.scatter(roots.real, roots.imag, marker="x", color="k", s=60, zorder=3,
-                   label=f"roots of unity of order {order}")
-        points = ax.scatter(real, imag, c=epochs, cmap="viridis", s=8, alpha=0.8)
+        # open circles under the points: converged eigenvalues (the last epochs) stay visible
+        ax.scatter(roots.real, roots.imag, marker="o", facecolors="none", edgecolors="k", s=140, lw=1.2,
+                   zorder=2, label=f"roots of unity of order {order}")
+        points = ax.scatter(real, imag, c=epochs, cmap="viridis", s=10, alpha=0.8, zorder=3)
         ax.set_aspect("equal"), ax.set_xlim(-1.6, 1.6), ax.set_ylim(-1.6, 1.6)
         ax.set_xlabel("Re λ"), ax.set_ylabel("Im λ")
-        ax.set_title(title, fontsize=9), ax.legend(fontsize=7, loc="lower left")
+        ax.set_title(title, fontsize=11), ax.legend(fontsize=9, loc="lower left")
         bar = fig.colorbar(points, ax=ax, fraction=0.046, label="epoch")
         bar.locator = MaxNLocator(integer=True)
         bar.update_ticks()
@@ -139,29 +148,41 @@ def image_grid(rows: list[tuple[str, np.ndarray]], path: str | Path, title: str,
     save(fig, path)
 
 
-def quiver(ax, field: np.ndarray, step: int, title: str) -> None:
-    """Velocity field (2, H, W), components (x, y), row 0 at the bottom (y up)."""
+def quiver(ax, field: np.ndarray, step: int, title: str, top_speed: float):
+    """Velocity field (2, H, W), components (x, y), row 0 at the bottom (y up), over its speed.
+    Arrows share one scale per figure: the fastest (`top_speed`) is 0.9 of the arrow spacing, so
+    none reaches past its neighbours or the panel's edge."""
     h, w = field.shape[1:]
     ys, xs = np.mgrid[0:h:step, 0:w:step]
-    ax.imshow(np.hypot(field[0], field[1]), origin="lower", cmap="magma")
-    ax.quiver(xs, ys, field[0, ::step, ::step], field[1, ::step, ::step], color="cyan",
-              angles="xy", scale_units="xy", scale=None)
-    ax.set_title(title, fontsize=8)
+    image = ax.imshow(np.hypot(field[0], field[1]), origin="lower", cmap="magma", vmin=0, vmax=top_speed)
+    arrows = ax.quiver(xs, ys, field[0, ::step, ::step], field[1, ::step, ::step], color="cyan",
+                       angles="xy", scale_units="xy", scale=max(top_speed, 1e-12) / (0.9 * step), width=0.006)
+    arrows.set_clip_on(True)
+    ax.set_xlim(-0.5, w - 0.5), ax.set_ylim(-0.5, h - 0.5)
+    ax.set_title(title, fontsize=9)
     ax.set_xticks([]), ax.set_yticks([])
+    return image
+
+
+def top_speed(*fields: np.ndarray) -> float:
+    return float(max(np.hypot(f[0], f[1]).max() for f in fields))
 
 
 def smoke_frames(density: np.ndarray, velocity: np.ndarray, frames: list[int], path: str | Path,
                  title: str) -> None:
     """Figure 2: smoke density (top) and velocity (bottom) of one plume at a few frames."""
-    fig, axes = plt.subplots(2, len(frames), figsize=(2.6 * len(frames), 6.0), squeeze=False)
+    fig, axes = plt.subplots(2, len(frames), figsize=(2.6 * len(frames) + 1.0, 6.0), squeeze=False)
     step = max(1, velocity.shape[-1] // 16)
+    speed = top_speed(*(velocity[f] for f in frames))
+    top = float(max(density[f].max() for f in frames))
     for c, f in enumerate(frames):
-        axes[0, c].imshow(density[f], origin="lower", cmap="gray")
-        axes[0, c].set_title(f"density, frame {f}", fontsize=8)
+        shown = axes[0, c].imshow(density[f], origin="lower", cmap="gray", vmin=0, vmax=max(top, 1e-12))
+        axes[0, c].set_title(f"density, frame {f}", fontsize=9)
         axes[0, c].set_xticks([]), axes[0, c].set_yticks([])
-        quiver(axes[1, c], velocity[f], step, f"velocity, frame {f}")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout(h_pad=2.0)
+        speed_image = quiver(axes[1, c], velocity[f], step, f"velocity, frame {f}", speed)
+    fig.colorbar(shown, ax=list(axes[0]), fraction=0.02, pad=0.01, label="smoke density")
+    fig.colorbar(speed_image, ax=list(axes[1]), fraction=0.02, pad=0.01, label="speed |v| (cells per unit time)")
+    fig.suptitle(title, fontsize=11)
     save(fig, path)
 
 
@@ -169,13 +190,14 @@ def velocity_rotation(field: np.ndarray, grid_only: np.ndarray, rotated: np.ndar
                       path: str | Path, title: str) -> None:
     """Figure 7: a velocity field, its grid rotated by 90° with the vectors left as they were, and
     the correct action: grid rotated and every vector reoriented by the same angle."""
-    fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.8))
+    fig, axes = plt.subplots(1, 3, figsize=(11.5, 3.9))
     step = max(1, field.shape[-1] // 16)
-    quiver(axes[0], field, step, "v")
-    quiver(axes[1], grid_only, step, "grid rotated 90°, vectors not")
-    quiver(axes[2], rotated, step, "g·v: grid and vectors rotated 90°")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    speed = top_speed(field, grid_only, rotated)
+    quiver(axes[0], field, step, "v", speed)
+    quiver(axes[1], grid_only, step, "grid rotated 90°, vectors not (wrong)", speed)
+    image = quiver(axes[2], rotated, step, "g·v: grid and vectors rotated 90°", speed)
+    fig.colorbar(image, ax=list(axes), fraction=0.015, pad=0.01, label="speed |v|")
+    fig.suptitle(title, fontsize=11)
     save(fig, path)
 
 

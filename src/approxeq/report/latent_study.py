@@ -120,7 +120,8 @@ def study_curves(histories: dict[tuple[str, str, int], str], runs: pd.DataFrame,
               ("val_latent_norm_mean", "mean latent norm", "mean ‖E(x)‖ at the run's placement")]
     info = runs.set_index(["group", "model", "seed"])
     groups = sorted({g for g, _, _ in histories})
-    fig, axes = plt.subplots(len(groups), len(panels), figsize=(5 * len(panels), 3.4 * len(groups) + 0.8),
+    # 3.9 in per panel: the figure fits the report's width (≤ 1,300 px) without shrinking its text
+    fig, axes = plt.subplots(len(groups), len(panels), figsize=(3.9 * len(panels), 3.4 * len(groups) + 1.0),
                              squeeze=False)
     handles = {}
     for (group, model, seed), history in histories.items():
@@ -139,19 +140,19 @@ def study_curves(histories: dict[tuple[str, str, int], str], runs: pd.DataFrame,
             handles.setdefault(label, line)
             ax.set_title(f"{group}: {title}", fontsize=10)
             ax.set_xlabel("epoch")
-            ax.set_ylabel(ylabel, fontsize=8)
+            ax.set_ylabel(ylabel, fontsize=9)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in axes[:, 1]:
         # two unrelated latents of equal norm are √2 apart: "not equivariant at all"
         ax.axhline(2 ** 0.5, color="grey", linestyle=":", linewidth=1)
         ax.set_ylim(top=max(ax.get_ylim()[1], 1.55))  # room above the line for its label
         ax.annotate("√2: unrelated", (0.99, 2 ** 0.5), xycoords=("axes fraction", "data"),
-                    ha="right", va="bottom", fontsize=7, color="grey")
+                    ha="right", va="bottom", fontsize=9, color="grey")
     synthetic = bool(runs["synthetic"].any())
     fig.suptitle("Latent study: diagnostics per epoch on a fixed validation subset"
                  + label_suffix(quick, synthetic))
-    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(3, len(handles)),
-               fontsize=8, frameon=False)
-    rows_of_legend = -(-len(handles) // 3)
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(2, len(handles)),
+               fontsize=9, frameon=False)
+    rows_of_legend = -(-len(handles) // 2)
     fig.tight_layout(rect=(0, 0.045 * rows_of_legend / max(1, len(groups)) + 0.02, 1, 1))
     save(fig, path)
