@@ -62,7 +62,10 @@ def comparison(scorecard: pd.DataFrame, table: int) -> dict:
                 verdict=r["verdict"], short=SHORT[r["verdict"]], css=VERDICT_CLASS[r["verdict"]],
                 seeds=int(r["ours_n"]), comparable=r["verdict"] in COMPARABLE)
         trained = bool((block["ours_n"] > 0).any())
-        body.append(dict(label=label, trained=trained, cells=[cells.get(c) for c in columns]))
+        # Par (M) ours / paper: the largest count over the row's cells (baselines differ per group)
+        params = params_pair({"ours_params_m": block["ours_params_m"].max(),
+                              "paper_params_m": block["paper_params_m"].max()})
+        body.append(dict(label=label, trained=trained, cells=[cells.get(c) for c in columns], params=params))
     body.sort(key=lambda r: not r["trained"])  # ours first, then the paper's rows not run here
     quantity = rows["quantity"].iloc[0] if len(rows) else ""
     notes = {(f"{r['label']}: {r['note']}" if r["verdict"] == NOT_RUN else r["note"])
