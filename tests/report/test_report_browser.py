@@ -69,6 +69,7 @@ def tiny_inputs(tmp_path: Path) -> tuple[dict, dict, pd.DataFrame]:
     for name in ("fig_examples", "fig_training", "fig3", "fig4", "fig5", "fig2", "fig7", "fig_medmnist",
                  "fig_latent_study"):
         inputs[name] = figure(files / f"{name}.png", 30 if name == "fig3" else 6)  # one 3000 px wide
+    inputs["paper_settings"] = ROOT / "workflow/paper/settings.csv"
     inputs["fig3_scores"] = files / "figure3_decoded.json"
     inputs["fig3_scores"].write_text(json.dumps({"tmnist": {"reconstruction": 0.95, "transformed": 0.9, "images": 256},
                                                  "mnist_d3": {"reconstruction": 0.6, "transformed": 0.03,
@@ -125,6 +126,7 @@ def test_methods_describe_the_runs_own_configuration(tmp_path):
     inputs, config, _ = tiny_inputs(tmp_path)
     config["smoke"]["simulation"].update(n_simulations=8, resolution=32, steps=60)
     config["medmnist"]["network"].update(c=3, latent_dim=24)
+    config["ddmnist"]["models"]["ours"]["lr"]["D4"] = 1e-3
     report_script.main(inputs, config, str(ROOT / "reports/templates"), str(ROOT), config["report"],
                        str(tmp_path / "report.log"))
     html = Path(config["report"]).read_text()
@@ -132,3 +134,5 @@ def test_methods_describe_the_runs_own_configuration(tmp_path):
     assert "8 plumes (32×32 grid, 60 steps; the paper's\n36 at 64×64, not this run’s)" in methods
     assert "24-dim output of residual block 3" in methods and "= 1 copy of the 24-dim" in methods
     assert "36 plumes" not in methods and "48-dim" not in methods
+    # the paper's hyperparameters beside the run's (the paper configuration matches all 41)
+    assert "40 of 41 the same, 1 differ</summary>" in html and "<td>0.001 (differs)</td>" in html

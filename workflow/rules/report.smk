@@ -88,6 +88,7 @@ rule report:
         + [f"{MEDMNIST_DIR}/{flag}.json" for flag in MEDMNIST["datasets"]]
         + smoke_files()
         + [d["npz"] for d in CLASSIFICATION["datasets"].values()],
+        paper_settings=PAPER_TABLES / "settings.csv",
         templates=TEMPLATES / "report.html.j2",
     output:
         config["report"],

@@ -19,6 +19,7 @@ from approxeq.report.page import (
     package_versions,
     run_provenance,
     scorecard_rows,
+    settings_beside_paper,
     synthetic_among,
 )
 from approxeq.report.reporting import csv_data_uri, png_data_uri, readable, render_template
@@ -58,6 +59,8 @@ def main(inputs, config, template_dir, repo, output, log_path):
             git=git_state(repo), python=platform.python_version(),
             scorecard=scorecard_rows(scorecard), counts=counts(scorecard),
             claims=claims.to_dict("records"),
+            paper_settings=(settings_beside_paper(config, pd.read_csv(inputs["paper_settings"], dtype={"table": str}))
+                            if "paper_settings" in inputs else []),
             fig3_scores={experiment_title(k): v for k, v in
                          (json.loads(open(inputs["fig3_scores"]).read()) if "fig3_scores" in inputs else {}).items()},
             medmnist_cnn_params=medmnist_cnn_params(scorecard),

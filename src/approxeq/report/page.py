@@ -204,3 +204,27 @@ def run_provenance(metric_files: list[str]) -> pd.DataFrame:
                      "data sha256": data_digest(hashes)[:12] if hashes else "–",
                      "code": str(m.get("code_fingerprint", "–"))[:12]})
     return pd.DataFrame(rows)
+
+
+def config_value(config: dict, key: str):
+    """The value at a dotted key of the configuration, or None where the run has none."""
+    node = config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def settings_beside_paper(config: dict, paper: pd.DataFrame) -> list[dict]:
+    """The paper's hyperparameters (Tables 7, 9, 10, appendix C.3; workflow/paper/settings.csv)
+    beside this run's value of the same configuration key, and whether they agree."""
+    rows = []
+    for _, r in paper.iterrows():
+        ours = config_value(config, r["key"])
+        same = ours is not None and math.isclose(float(ours), float(r["paper"]), rel_tol=1e-9)
+        where = ", ".join(str(v) for v in (r["experiment"], r["model"], r["column"]) if isinstance(v, str) and v)
+        rows.append(dict(table=r["table"], where=where, setting=r["setting"], key=r["key"],
+                         paper=f"{float(r['paper']):g}", ours="–" if ours is None else f"{float(ours):g}",
+                         same=same))
+    return rows
