@@ -70,6 +70,7 @@ def tiny_inputs(tmp_path: Path) -> tuple[dict, dict, pd.DataFrame]:
                  "fig_latent_study"):
         inputs[name] = figure(files / f"{name}.png", 30 if name == "fig3" else 6)  # one 3000 px wide
     inputs["paper_settings"] = ROOT / "workflow/paper/settings.csv"
+    inputs["paper5"], inputs["paper6"] = ROOT / "workflow/paper/table5.csv", ROOT / "workflow/paper/table6.csv"
     inputs["fig3_scores"] = files / "figure3_decoded.json"
     inputs["fig3_scores"].write_text(json.dumps({"tmnist": {"reconstruction": 0.95, "transformed": 0.9, "images": 256},
                                                  "mnist_d3": {"reconstruction": 0.6, "transformed": 0.03,
@@ -104,6 +105,11 @@ def test_tiny_report_holds_the_scorecard_and_the_papers_order(tmp_path):
               "provenance")]
     assert order == sorted(order)
     assert "None configured." in html  # the paper configuration has no data set of the user's
+    # Table 5's comparison keeps the paper's Group and Aug columns, Table 6's its Aug and Par (M)
+    table5 = html[html.index('id="comparison-table5"'):html.index('id="comparison-table6"')]
+    assert "<th>Group</th><th>Aug</th>" in table5 and '<td class="text">SO(3)</td><td class="text">No</td>' in table5
+    table6 = html[html.index('id="comparison-table6"'):]
+    assert "<th>Aug</th>" in table6.split("</thead>")[0] and "Par (M)" in table6.split("</thead>")[0]
     # Figure 3's caption says what the decodings show, measured
     assert "TMNIST autoencoder 0.90\n(reconstruction 0.95): the decodings\nmatch g·x;" in html
     assert "MNIST autoencoder 0.03\n(reconstruction 0.60): the decodings\ndo not match g·x." in html

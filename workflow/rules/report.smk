@@ -89,6 +89,8 @@ rule report:
         + smoke_files()
         + [d["npz"] for d in CLASSIFICATION["datasets"].values()],
         paper_settings=PAPER_TABLES / "settings.csv",
+        paper5=PAPER_TABLES / "table5.csv",
+        paper6=PAPER_TABLES / "table6.csv",
         templates=TEMPLATES / "report.html.j2",
     output:
         config["report"],

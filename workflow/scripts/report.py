@@ -66,7 +66,8 @@ def main(inputs, config, template_dir, repo, output, log_path):
             medmnist_cnn_params=medmnist_cnn_params(scorecard),
             quick_synthetic=synthetic_among(scorecard, QUICK), not_run_reasons=not_run_reasons(scorecard),
             claim_counts={v: int((claims["verdict"] == v).sum()) for v in VERDICTS},
-            comparisons={n: comparison(scorecard, n) for n in range(1, 7)},
+            comparisons={n: comparison(scorecard, n, pd.read_csv(inputs[f"paper{n}"], keep_default_na=False)
+                                       if f"paper{n}" in inputs else None) for n in range(1, 7)},
             tables={name: open(inputs[name]).read() for name in
                     ("table1_html", "table2_html", "table3_html", "table4_html", "table5_html",
                      "table5_details_html", "table6_html", "latent_study_html", "classification_html")},

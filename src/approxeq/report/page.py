@@ -42,14 +42,18 @@ def signed(value: float, digits: int) -> str:
     return f"{value:+.{digits}f}".replace("-", "−")
 
 
-def comparison(scorecard: pd.DataFrame, table: int) -> dict:
+def comparison(scorecard: pd.DataFrame, table: int, paper: pd.DataFrame | None = None) -> dict:
     """One compact table of the report: a row per model (the paper's order), a column per
     quantity of the paper's table (group, data set, split, irreducible), each cell ours beside the
-    paper's value with Δ and Δ/σ, classed by verdict."""
+    paper's value with Δ and Δ/σ, classed by verdict. `paper`: the paper's table, whose Group and
+    Aug columns (where it has them: Tables 5 and 6) are shown per model."""
     rows = scorecard[scorecard["table"] == table]
     digits = DIGITS.get(table, 3)
     columns = list(dict.fromkeys(rows["column"]))
     body = []
+    described = [c for c in ("group", "aug") if paper is not None and c in paper.columns
+                 and not (table == 4 and c == "group")]  # Table 4's groups are its columns
+    by_model = paper.drop_duplicates("model").set_index("model") if described else None
     at_chance = rows["at_chance_runs"].fillna(0).astype(int) if "at_chance_runs" in rows else pd.Series(0, index=rows.index)
     for label, block in rows.groupby("label", sort=False):
         cells = {}
@@ -65,7 +69,10 @@ def comparison(scorecard: pd.DataFrame, table: int) -> dict:
         # Par (M) ours / paper: the largest count over the row's cells (baselines differ per group)
         params = params_pair({"ours_params_m": block["ours_params_m"].max(),
                               "paper_params_m": block["paper_params_m"].max()})
-        body.append(dict(label=label, trained=trained, cells=[cells.get(c) for c in columns], params=params))
+        model = block["model"].iloc[0]
+        extra = [str(by_model.loc[model, c]) if model in by_model.index else "–" for c in described]
+        body.append(dict(label=label, trained=trained, cells=[cells.get(c) for c in columns], params=params,
+                         extra=extra))
     body.sort(key=lambda r: not r["trained"])  # ours first, then the paper's rows not run here
     quantity = rows["quantity"].iloc[0] if len(rows) else ""
     notes = {(f"{r['label']}: {r['note']}" if r["verdict"] == NOT_RUN else r["note"])
@@ -73,6 +80,7 @@ def comparison(scorecard: pd.DataFrame, table: int) -> dict:
     # runs at chance level: the cell's mark and one note for the table
     chance = chance_note(int(at_chance.sum()), int(rows.loc[at_chance > 0, "ours_n"].sum()))
     return dict(table=table, columns=columns, rows=body, quantity=quantity,
+                described=[c.capitalize() for c in described],
                 notes=sorted(notes) + ([chance.replace(" runs have", " runs in the marked cells have").rstrip(".")]
                                       if chance else []))
 
