@@ -22,7 +22,7 @@ from approxeq.algebra.groups import group_from_name  # noqa: E402
 from approxeq.algebra.velocity import rotate_grid, rotate_velocity  # noqa: E402
 from approxeq.nn.baselines import (
     INSTALL_HINT,
-    ddmnist_scnn,
+    ddmnist_scnn_regular,
     e2cnn_latent_action,
     smoke_e2cnn,
     smoke_rpp,
@@ -63,7 +63,7 @@ def assert_equal_to_float_tolerance(actual, expected, tolerance=1e-5):
 @pytest.fixture(scope="module", params=GROUPS)
 def scnn(request):
     torch.manual_seed(0)
-    return request.param, randomise(ddmnist_scnn(request.param, c=2, latent_dim=8))
+    return request.param, randomise(ddmnist_scnn_regular(request.param, c=2, latent_dim=8))
 
 
 def test_scnn_is_invariant_to_every_element_acting_on_the_whole_canvas(scnn):
@@ -86,7 +86,7 @@ def test_scnn_is_not_invariant_to_one_digit_alone():
     from approxeq.data.ddmnist import pair_action
 
     torch.manual_seed(0)
-    model = randomise(ddmnist_scnn("C4", c=2, latent_dim=8))
+    model = randomise(ddmnist_scnn_regular("C4", c=2, latent_dim=8))
     x = torch.rand(2, 1, 56, 56, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         moved = model(pair_action("C4").to("cpu")(x, torch.tensor([4, 4])))  # (quarter turn, identity)
@@ -95,14 +95,14 @@ def test_scnn_is_not_invariant_to_one_digit_alone():
 
 @pytest.mark.parametrize("group", GROUPS)
 def test_scnn_parameter_counts_at_the_paper_size(group):
-    assert count_parameters(build_model("ddmnist_scnn", group=group)) == SCNN_PARAMETERS[group]
+    assert count_parameters(build_model("ddmnist_scnn_regular", group=group)) == SCNN_PARAMETERS[group]
 
 
 def test_scnn_placements_split_one_network():
     """Encoder/head split as the C.1 CNN's (models.DDMNIST_PLACEMENTS): the same function at every
     placement, the latent of the configured width, and ddmnist_latent_encoder works on it."""
     torch.manual_seed(0)
-    model = randomise(ddmnist_scnn("D1", c=2, latent_dim=8, latent="conv"))
+    model = randomise(ddmnist_scnn_regular("D1", c=2, latent_dim=8, latent="conv"))
     x = torch.rand(4, 1, 56, 56)
     with torch.no_grad():
         for placement in DDMNIST_PLACEMENTS:
@@ -192,7 +192,7 @@ def test_e2cnn_parameter_count_matches_the_paper():
 
 @pytest.mark.parametrize("build, shape", [(lambda: smoke_e2cnn(hidden=2), (2, 20, 8, 8)),
                                           (lambda: smoke_rpp(hidden=2), (2, 20, 8, 8)),
-                                          (lambda: ddmnist_scnn("C4", c=1, latent_dim=4), (2, 1, 56, 56))])
+                                          (lambda: ddmnist_scnn_regular("C4", c=1, latent_dim=4), (2, 1, 56, 56))])
 def test_checkpoints_load_across_train_and_eval_mode(build, shape):
     """escnn caches expanded filters in eval mode; a state dict saved in either mode loads into a
     fresh model in either mode and evaluates identically."""
@@ -201,6 +201,6 @@ def test_checkpoints_load_across_train_and_eval_mode(build, shape):
 
 
 def test_network_problem_names_unknown_networks():
-    assert network_problem("ddmnist_scnn") is None and network_problem("smoke_e2cnn") is None
+    assert network_problem("ddmnist_scnn_regular") is None and network_problem("smoke_e2cnn") is None
     assert "unknown network 'nope'" in network_problem("nope")
     assert "envs/install_baselines.sh" in INSTALL_HINT

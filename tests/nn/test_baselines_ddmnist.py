@@ -21,7 +21,7 @@ from test_baselines import assert_equal_to_float_tolerance, randomise  # noqa: E
 
 from approxeq.algebra.actions import image_action  # noqa: E402
 from approxeq.algebra.groups import group_from_name  # noqa: E402
-from approxeq.nn.baselines import RPPBlock, ddmnist_restriction, ddmnist_rpp, rpp_prior  # noqa: E402
+from approxeq.nn.baselines import RPPBlock, ddmnist_restriction_regular, ddmnist_rpp_regular, rpp_prior  # noqa: E402
 from approxeq.nn.encoder_head import count_parameters
 from approxeq.nn.registry import build_model  # noqa: E402
 
@@ -47,7 +47,7 @@ def rpp_with_equivariant_path_alone(group: str, seed: int = 0):
     """An RPP on random weights (test_baselines.randomise) whose plain path is zero. Its BatchNorms
     and activations are escnn's (one statistic per field), so no other condition is needed."""
     torch.manual_seed(seed)
-    model = randomise(ddmnist_rpp(group, c=2, latent_dim=8))
+    model = randomise(ddmnist_rpp_regular(group, c=2, latent_dim=8))
     with torch.no_grad():
         for conv in plain_convs(model):
             conv.weight.zero_()
@@ -91,7 +91,7 @@ def test_restriction_is_equivariant_up_to_the_restriction_and_not_invariant(grou
     from escnn import nn as enn
 
     torch.manual_seed(0)
-    model = randomise(ddmnist_restriction(group, c=2, latent_dim=8))
+    model = randomise(ddmnist_restriction_regular(group, c=2, latent_dim=8))
     upsample, steerable = model.encoder[0], model.encoder[1]
     modules = list(steerable.module.children())
     cut = next(i for i, m in enumerate(modules) if isinstance(m, enn.RestrictionModule))
@@ -112,7 +112,7 @@ def test_restriction_is_equivariant_up_to_the_restriction_and_not_invariant(grou
             assert difference > 1e-3 * logits.abs().max().item(), f"invariant to element {g}"
 
 
-@pytest.mark.parametrize("name", ["ddmnist_scnn", "ddmnist_rpp", "ddmnist_restriction"])
+@pytest.mark.parametrize("name", ["ddmnist_scnn_regular", "ddmnist_rpp_regular", "ddmnist_restriction_regular"])
 def test_every_subgroup_of_d4_builds_every_baseline_by_name(name):
     """C1 (the trivial group: a CNN with escnn's layers) to D4: one builder per baseline, the
     group's escnn gspace and trivial subgroup worked out from its name."""
@@ -145,14 +145,14 @@ def test_rpp_prior_is_the_weighted_l2_of_both_paths_and_enters_the_loss():
     assert total.item() == pytest.approx((terms["task"] + terms["prior"]).item())
 
 
-@pytest.mark.parametrize("name, counts", [("ddmnist_rpp", RPP_PARAMETERS),
-                                          ("ddmnist_restriction", RESTRICTION_PARAMETERS)])
+@pytest.mark.parametrize("name, counts", [("ddmnist_rpp_regular", RPP_PARAMETERS),
+                                          ("ddmnist_restriction_regular", RESTRICTION_PARAMETERS)])
 def test_parameter_counts_at_the_paper_size(name, counts):
     assert {g: count_parameters(build_model(name, group=g)) for g in GROUPS} == counts
 
 
-@pytest.mark.parametrize("build", [lambda: ddmnist_rpp("C4", c=1, latent_dim=4),
-                                   lambda: ddmnist_restriction("C4", c=1, latent_dim=4)])
+@pytest.mark.parametrize("build", [lambda: ddmnist_rpp_regular("C4", c=1, latent_dim=4),
+                                   lambda: ddmnist_restriction_regular("C4", c=1, latent_dim=4)])
 def test_checkpoints_load_across_train_and_eval_mode(build):
     """escnn caches expanded filters in eval mode (R2Convs on both sides of the restriction, and
     inside RPPBlocks): a state dict saved in either mode loads into a fresh model in either mode."""

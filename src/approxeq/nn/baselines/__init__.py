@@ -1,31 +1,33 @@
-"""Equivariant baselines of Tables 4 and 6, most built with escnn (the library of the original code).
+"""Equivariant baselines of Tables 4, 5 and 6, most built with escnn (the library of the original code).
 
-Layout: `common` (escnn import, gspaces, Steerable, RPPSum / RPPBlock and the RPP prior), `ddmnist`
-(Table 4), `smoke` (Table 6), `medmnist` (Table 5). Each
+Layout: `common` (escnn import, gspaces, Steerable, gated fields, RPPSum / RPPBlock and the RPP
+prior), `ddmnist` (Table 4 on regular fields), `ddmnist_gated` (Table 4 as Veefkind & Cesa's: the
+configured rows), `smoke` (Table 6), `medmnist` (Table 5). Each
 model module lists its builders in ESCNN_BUILDERS (need escnn) and TORCH_BUILDERS (plain PyTorch).
 
 escnn is an optional extra (`envs/install_baselines.sh`); it is imported only when a baseline is
 built, so the package works without it. Every builder returns the same `EncoderHead` as the
 method's networks, so the baselines are trained and evaluated by the same trainer and evaluation.
 
-DDMNIST SCNN (`ddmnist_scnn`): the appendix C.1 CNN (networks.ddmnist_layers) with every convolution
-an escnn `R2Conv` between regular fields of the column's group G (C4, D1 or D4), acting on the
-WHOLE 56×56 canvas, group pooling after the last (1×1) convolution, then the CNN's head. The
-data's symmetry is G×G (one element per digit); a network equivariant to G on the whole image is
-how the paper's SCNN row is defined (hence its low accuracy: a quarter turn of the whole canvas
-moves the digits above each other, a C4-invariant network cannot tell (a, b) from its turned
-copy). Differences from the C.1 CNN, each needed for exact equivariance: the input is upsampled
-56 → 57 bilinearly with align_corners=True (nearest-neighbour upsampling, the CNN's, does not
-commute with a flip or quarter turn of the canvas); BatchNorm is escnn's InnerBatchNorm (one
-statistic per field); average pooling is escnn's PointwiseAvgPool2D (the same pooling). Field
-counts equal the CNN's channel counts (c, 2c, 4c, 6c, 6c, latent_dim).
+DDMNIST SCNN, RPP and Restriction (`ddmnist_scnn`, `ddmnist_rpp`, `ddmnist_restriction`, the
+configured rows of Table 4; ddmnist_gated.py): Veefkind & Cesa's `SteerableCNN`, `SteerableRPP` and
+`SteerableCNN(restrict=True)` (QUVA-Lab/partial-escnn, networks/networks_cnn.py) rebuilt with stock
+escnn, equivariant to the column's group G (C4, D1 or D4) acting on the WHOLE 56×56 canvas: fields of
+band-limited irreps with one gate per irrep (GatedNonLinearityUniform), IIDBatchNorm, antialiased
+pooling, a disc mask after upsampling to 57×57, a 1×1 convolution to invariant fields, then the C.1
+CNN's head; RPP: every convolution an R2Conv plus a plain Conv2d, summed, with their L2 prior on both
+paths (experiments/util.py `RPPConv_L2`); Restriction: the features restricted to the trivial
+subgroup after block 4, so block 5 and the 1×1 convolution are unconstrained. Their parameter counts
+are Table 4's. The data's symmetry is G×G (one element per digit); a network equivariant to G on the
+whole image is how the paper's SCNN row is defined (hence its low accuracy: a quarter turn of the
+whole canvas moves the digits above each other).
 
-DDMNIST RPP (`ddmnist_rpp`) and Restriction (`ddmnist_restriction`): Veefkind & Cesa's
-`SteerableRPP` and `SteerableCNN(restrict=True)` (QUVA-Lab/partial-escnn, networks/networks_cnn.py)
-on our SCNN: every convolution an R2Conv plus a plain Conv2d, summed, with their L2 prior on both
-paths (experiments/util.py `RPPConv_L2`); or the features restricted to the trivial subgroup after
-block 4, so block 5 and the 1×1 convolution are unconstrained. PSCNN, their learnable-equivariance
-convolution (escnn2/ in their repository): not trained (config.yaml `ddmnist.not_trained` says why).
+Regular-field variants (`ddmnist_scnn_regular`, `ddmnist_rpp_regular`,
+`ddmnist_restriction_regular`; ddmnist.py): the appendix C.1 CNN with every convolution an escnn
+`R2Conv` between regular fields of G (as many fields as the CNN has channels), InnerBatchNorm, ELU,
+plain pointwise pooling, bilinear upsampling with align_corners=True, group pooling after the 1×1
+convolution; RPP and Restriction built on it. PSCNN, their learnable-equivariance convolution
+(escnn2/ in their repository): not trained (config.yaml `ddmnist.not_trained` says why).
 
 MedMNIST3D SCNN and RPP for SO(3) and O(3) (`medmnist_scnn`, `medmnist_rpp`, argument `group`
 "SO3" or "O3"): Veefkind & Cesa's `SteerableCNN3DResnet` and `SteerableRPP3DResnet` (their
@@ -52,7 +54,7 @@ SMOKE MLP (`smoke_mlp`, plain PyTorch): their `MLPNet`; its latent has no group 
 """
 from __future__ import annotations
 
-from approxeq.nn.baselines import ddmnist, medmnist, smoke
+from approxeq.nn.baselines import ddmnist, ddmnist_gated, medmnist, smoke
 from approxeq.nn.baselines.common import (
                                           INSTALL_HINT,
                                           BaselineUnavailable,
@@ -64,7 +66,12 @@ from approxeq.nn.baselines.common import (
                                           planar_gspace,
                                           rpp_prior,
 )
-from approxeq.nn.baselines.ddmnist import ddmnist_restriction, ddmnist_rpp, ddmnist_scnn
+from approxeq.nn.baselines.ddmnist import (
+                                          ddmnist_restriction_regular,
+                                          ddmnist_rpp_regular,
+                                          ddmnist_scnn_regular,
+)
+from approxeq.nn.baselines.ddmnist_gated import ddmnist_restriction, ddmnist_rpp, ddmnist_scnn
 from approxeq.nn.baselines.medmnist import medmnist_rpp, medmnist_scnn
 from approxeq.nn.baselines.smoke import (
                                           SwapComponents,
@@ -78,12 +85,14 @@ from approxeq.nn.baselines.smoke import (
 )
 
 # builders that need escnn (network_problem says how to install it) and those that do not
-BASELINE_BUILDERS = {**ddmnist.ESCNN_BUILDERS, **smoke.ESCNN_BUILDERS, **medmnist.ESCNN_BUILDERS}
-TORCH_BASELINE_BUILDERS = {**ddmnist.TORCH_BUILDERS, **smoke.TORCH_BUILDERS, **medmnist.TORCH_BUILDERS}
+_MODULES = (ddmnist, ddmnist_gated, smoke, medmnist)
+BASELINE_BUILDERS = {name: b for module in _MODULES for name, b in module.ESCNN_BUILDERS.items()}
+TORCH_BASELINE_BUILDERS = {name: b for module in _MODULES for name, b in module.TORCH_BUILDERS.items()}
 
 __all__ = ["INSTALL_HINT", "BaselineUnavailable", "RPPBlock", "RPPSum", "Steerable", "attach_rpp_prior",
            "escnn_available", "planar_gspace", "rpp_prior",
-           "ddmnist_scnn", "ddmnist_rpp", "ddmnist_restriction", "medmnist_scnn", "medmnist_rpp",
+           "ddmnist_scnn", "ddmnist_rpp", "ddmnist_restriction", "ddmnist_scnn_regular",
+           "ddmnist_rpp_regular", "ddmnist_restriction_regular", "medmnist_scnn", "medmnist_rpp",
            "SwapComponents", "e2cnn_latent_action", "smoke_e2cnn", "smoke_rpp",
            "smoke_rgroup", "smoke_rsteer", "smoke_lift", "smoke_mlp",
            "BASELINE_BUILDERS", "TORCH_BASELINE_BUILDERS"]

@@ -71,6 +71,20 @@ def trivial_subgroup_id(group: str):
     return (None, 1) if reflections and n > 1 else 1
 
 
+def gated(gs, fields: int, band_limit: int):
+    """escnn's GatedNonLinearityUniform on `fields` fields, each the irreps of frequency up to
+    `band_limit` preceded by one trivial gate per irrep: Veefkind & Cesa's fields
+    (`_activation_and_out_type` in their networks/networks_cnn.py, lines 402-411 in 2D, 1678-1688
+    in 3D). Its `in_type` is what the convolution before it outputs, `out_type` (gates dropped)
+    what follows; its parameters are a bias per gate."""
+    from escnn import group as egroup
+
+    _, enn = _escnn()
+    irreps = gs.fibergroup.bl_irreps(band_limit)
+    field = egroup.directsum([gs.trivial_repr] * len(irreps) + [gs.irrep(*i) for i in irreps])
+    return enn.GatedNonLinearityUniform(enn.FieldType(gs, fields * [field]))
+
+
 class Steerable(nn.Module):
     """An escnn module between plain tensors: the input is read as a GeometricTensor of `in_type`,
     the output's `.tensor` is returned.
@@ -136,11 +150,12 @@ class RPPBlock(RPPSum):
     with escnn's equivariant BatchNorm and activation: the caller passes them."""
 
     def __init__(self, t_in, t_out, kernel: int, stride: int = 1, padding: int | None = None,
-                 post: nn.Module | None = None):
+                 post: nn.Module | None = None, bias: bool = True):
         _, enn = _escnn()
         pad = (kernel - 1) // 2 if padding is None else padding
-        super().__init__(Steerable(t_in, enn.R2Conv(t_in, t_out, kernel, stride=stride, padding=pad)),
-                         nn.Conv2d(t_in.size, t_out.size, kernel, stride=stride, padding=pad), post)
+        super().__init__(
+            Steerable(t_in, enn.R2Conv(t_in, t_out, kernel, stride=stride, padding=pad, bias=bias)),
+            nn.Conv2d(t_in.size, t_out.size, kernel, stride=stride, padding=pad, bias=bias), post)
 
 
 def rpp_prior(model: nn.Module, plain_weight: float, equivariant_weight: float = 0.0) -> torch.Tensor:

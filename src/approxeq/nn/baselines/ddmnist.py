@@ -1,4 +1,6 @@
-"""DDMNIST baselines of Table 4 (package docstring: what each is and where it comes from).
+"""DDMNIST baselines of Table 4 on regular fields (package docstring: what each is and where it comes
+from); the configured rows use Veefkind & Cesa's gated fields (ddmnist_gated.py), these are named
+variants (`ddmnist_scnn_regular`, `ddmnist_rpp_regular`, `ddmnist_restriction_regular`).
 
 All three share the layer plan of the appendix C.1 CNN (networks.ddmnist_layers), with regular
 fields of the column's group G wherever the CNN has channels: SCNN (every convolution an escnn
@@ -34,13 +36,15 @@ def _check_latent(latent: str) -> None:
         raise ValueError(f"unknown DDMNIST latent placement {latent!r}; known: {sorted(DDMNIST_PLACEMENTS)}")
 
 
-def _encoder_head(body: list, latent_dim: int, n_classes: int, upsample: int, latent: str):
-    """Upsampling (bilinear, align_corners: commutes with the canvas's quarter turns and flips),
-    `body` (plain tensors in and out, ending in the group-pooled 1×1 convolution), then the C.1
-    CNN's head, split into encoder and head at `latent` as networks.ddmnist_cnn."""
+def _encoder_head(body: list, latent_dim: int, n_classes: int, upsample: int | None, latent: str):
+    """Upsampling (bilinear, align_corners: commutes with the canvas's quarter turns and flips;
+    None: `body` upsamples itself), `body` (plain tensors in and out, ending in the 1×1
+    convolution to `latent_dim` invariant channels), then the C.1 CNN's head, split into encoder
+    and head at `latent` as networks.ddmnist_cnn."""
 
-    layers = [nn.Upsample(size=(upsample, upsample), mode="bilinear", align_corners=True),
-              *body, nn.Flatten(),
+    upsampling = [] if upsample is None else [
+        nn.Upsample(size=(upsample, upsample), mode="bilinear", align_corners=True)]
+    layers = [*upsampling, *body, nn.Flatten(),
               nn.BatchNorm1d(latent_dim), nn.ELU(), nn.Linear(latent_dim, n_classes)]
     split = len(layers) - DDMNIST_PLACEMENTS[latent]
     return EncoderHead(nn.Sequential(*layers[:split]), nn.Sequential(*layers[split:]), latent_dim)
@@ -82,7 +86,7 @@ def steerable_body(group: str, n_channels: int, c: int, latent_dim: int,
     return t_in, enn.SequentialModule(*modules)
 
 
-def ddmnist_scnn(group: str, n_channels: int = 1, c: int = 6, latent_dim: int = 66,
+def ddmnist_scnn_regular(group: str, n_channels: int = 1, c: int = 6, latent_dim: int = 66,
                  n_classes: int = 100, upsample: int = 57, latent: str = "conv") -> EncoderHead:
     """SCNN for DDMNIST (package docstring); `latent` splits encoder and head exactly as in
     networks.ddmnist_cnn (the group-pooled 1×1 conv output, after BatchNorm1d, or after its ELU)."""
@@ -91,7 +95,7 @@ def ddmnist_scnn(group: str, n_channels: int = 1, c: int = 6, latent_dim: int = 
     return _encoder_head([Steerable(t_in, body)], latent_dim, n_classes, upsample, latent)
 
 
-def ddmnist_restriction(group: str, n_channels: int = 1, c: int = 6, latent_dim: int = 66,
+def ddmnist_restriction_regular(group: str, n_channels: int = 1, c: int = 6, latent_dim: int = 66,
                         n_classes: int = 100, upsample: int = 57,
                         latent: str = "conv") -> EncoderHead:
     """Restriction for DDMNIST: the SCNN with its features restricted to the trivial subgroup of G
@@ -122,7 +126,7 @@ def ddmnist_restriction(group: str, n_channels: int = 1, c: int = 6, latent_dim:
     return _encoder_head([Steerable(t_in, body)], latent_dim, n_classes, upsample, latent)
 
 
-def ddmnist_rpp(group: str, n_channels: int = 1, c: int = 6, latent_dim: int = 66,
+def ddmnist_rpp_regular(group: str, n_channels: int = 1, c: int = 6, latent_dim: int = 66,
                 n_classes: int = 100, upsample: int = 57, latent: str = "conv",
                 plain_weight: float = 1e-3, equivariant_weight: float = 1e-5) -> EncoderHead:
     """RPP for DDMNIST: the SCNN with every convolution (the 1×1 included) an RPPBlock, an escnn
@@ -175,6 +179,6 @@ def ddmnist_rpp(group: str, n_channels: int = 1, c: int = 6, latent_dim: int = 6
     return attach_rpp_prior(model, plain_weight=plain_weight, equivariant_weight=equivariant_weight)
 
 
-ESCNN_BUILDERS = {"ddmnist_scnn": ddmnist_scnn, "ddmnist_rpp": ddmnist_rpp,
-                  "ddmnist_restriction": ddmnist_restriction}
+ESCNN_BUILDERS = {"ddmnist_scnn_regular": ddmnist_scnn_regular, "ddmnist_rpp_regular": ddmnist_rpp_regular,
+                  "ddmnist_restriction_regular": ddmnist_restriction_regular}
 TORCH_BUILDERS: dict = {}

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from approxeq.nn.baselines.common import RPPSum, Steerable, _escnn, attach_rpp_prior
+from approxeq.nn.baselines.common import RPPSum, Steerable, _escnn, attach_rpp_prior, gated
 from approxeq.nn.encoder_head import EncoderHead
 from approxeq.nn.networks import Residual, conv3d_bn_elu
 
@@ -65,19 +65,6 @@ def gspace_3d(group: str, band_limit: int | None = None):
     if band_limit < 1:
         raise ValueError(f"band_limit {band_limit}: at least 1 (frequency 0 alone is a scalar CNN)")
     return getattr(gspaces, builder)(maximum_frequency=2 * band_limit), band_limit
-
-
-def gated(gs, fields: int, band_limit: int):
-    """escnn's GatedNonLinearityUniform on `fields` fields, each the irreps of frequency up to
-    `band_limit` preceded by one trivial gate per irrep (their lines 1678-1688): its `in_type` is
-    what the convolution before it outputs, `out_type` (gates dropped) what follows; its
-    parameters are a bias per gate."""
-    from escnn import group as egroup
-
-    _, enn = _escnn()
-    irreps = gs.fibergroup.bl_irreps(band_limit)
-    field = egroup.directsum([gs.trivial_repr] * len(irreps) + [gs.irrep(*i) for i in irreps])
-    return enn.GatedNonLinearityUniform(enn.FieldType(gs, fields * [field]))
 
 
 class _Plan:
