@@ -122,3 +122,10 @@ def test_tables_1_to_3_say_when_a_run_learned_no_representation(tmp_path):
     assert list(table["representation"].iloc[:2]) == ["yes", "no"]
     html = Path(out["html"]).read_text()
     assert "NOT A REPRESENTATION: 1 of 2 runs" in html and 'class="not-representation"' in html
+
+
+def test_a_quick_run_says_so_once_per_claim():
+    table = cl.claims_table(cl.Evidence(ddmnist(), {}, quick=True))
+    assert (table["verdict"] == cl.NOT_TESTED).all()
+    assert table["evidence"].str.startswith("Quick run").all()
+    assert not table["evidence"].str.contains("Not tested: quick run").any()

@@ -199,7 +199,10 @@ def numbers_in_every_trained_cell(table_csv: Path, baseline_groups: int = 3) -> 
 
 ESCNN_STUB = 'raise ImportError("escnn is hidden by the test: an environment without the extra")\n'
 ESCNN_MODELS = {"ddmnist": {"scnn": "SCNN", "rpp": "RPP", "restriction": "Restriction"},
-                "smoke": {"e2cnn": "E2CNN", "rpp": "RPP", "lift": "Lift", "rsteer": "RSteer"}}
+                "smoke": {"e2cnn": "E2CNN", "rpp": "RPP", "lift": "Lift", "rsteer": "RSteer"},
+                "medmnist": {"scnn_so3": "SCNN (SO(3))", "scnn_o3": "SCNN (O(3))", "rpp_so3": "RPP (SO(3))",
+                             "rpp_o3": "RPP (O(3))"}}
+MEDMNIST_FLAGS = ("nodulemnist3d", "synapsemnist3d", "organmnist3d")
 NOT_BUILDABLE_WARNING = "Not trained in this environment"
 INSTALL_COMMAND = "envs/install_baselines.sh"
 PHASE_ONE_OUTPUTS = ("results/quick/tables/table4.csv", "results/quick/tables/table4.html",
@@ -261,13 +264,14 @@ def test_without_escnn_every_default_target_builds_and_says_why_the_baselines_ar
     html6 = (phase / "table6.html").read_text()
     assert all(f"{label}, imported from the paper: not trained here" in html6 for label in ("E2CNN", "Lift"))
     card = pd.read_csv(phase / "scorecard.csv")
-    for table, experiment in ((4, "ddmnist"), (6, "smoke")):
+    for table, experiment in ((4, "ddmnist"), (5, "medmnist"), (6, "smoke")):
         missing = card[(card["table"] == table) & card["model"].isin(list(ESCNN_MODELS[experiment]))]
         assert len(missing) and (missing["verdict"] == scorecard.NOT_RUN).all(), table
         assert missing["note"].str.contains(INSTALL_COMMAND, regex=False).all(), missing["note"].tolist()
     assert "not trained here" in (quick_run.phase_one / "reports/report_quick.html").read_text()
     # the runs that need escnn were not started at all in this phase
-    escnn_runs = [f"ddmnist/D1/{m}/" for m in ESCNN_MODELS["ddmnist"]] + [f"smoke/C4/{m}/" for m in ESCNN_MODELS["smoke"]]
+    escnn_runs = ([f"ddmnist/D1/{m}/" for m in ESCNN_MODELS["ddmnist"]] + [f"smoke/C4/{m}/" for m in ESCNN_MODELS["smoke"]]
+                  + [f"{f}/O/{m}/" for f in MEDMNIST_FLAGS for m in ESCNN_MODELS["medmnist"]])
     assert not any(run in log for run in escnn_runs)
 
 
@@ -284,7 +288,8 @@ def test_without_escnn_asking_for_a_baseline_run_by_name_stops_with_the_install_
 @pytest.mark.slow
 def test_with_escnn_the_second_phase_trains_only_the_baselines(quick_run):
     counts = job_counts(quick_run.with_escnn.stderr)  # a real run logs its job stats to stderr
-    assert counts["train"] == len(ESCNN_MODELS["ddmnist"]) + len(ESCNN_MODELS["smoke"]), counts
+    assert counts["train"] == (len(ESCNN_MODELS["ddmnist"]) + len(ESCNN_MODELS["smoke"])
+                               + len(MEDMNIST_FLAGS) * len(ESCNN_MODELS["medmnist"])), counts
     for rule in ("fetch_mnist", "build_ddmnist", "simulate_smoke", "decompose", "table5", "table_exploratory"):
         assert rule not in counts, rule  # nothing the baselines do not feed is built again
     assert NOT_BUILDABLE_WARNING not in quick_run.with_escnn.stderr
@@ -322,7 +327,7 @@ def test_quick_run_fills_every_table(quick_run, tmp_path):
     assert augmented == {"cnn": False, "cnn_aug": True, "ours": True}  # Aug "No" trains as stored
     medmnist = pd.read_csv(tables / "table5.csv")
     ours = medmnist[medmnist["Source"] == "this run"]
-    assert len(ours) == 3 and not ours.isin(["–"]).any().any()
+    assert len(ours) == 3 + len(ESCNN_MODELS["medmnist"]) and not ours.isin(["–"]).any().any()
     if medmnist["synthetic"].all():  # the download failed (always on CI machines): labelled so
         assert "SYNTHETIC" in (tables / "table5.html").read_text()
         assert pd.read_csv(tables / "table5_details.csv")["synthetic"].all()
@@ -335,7 +340,7 @@ def test_quick_run_fills_every_table(quick_run, tmp_path):
     card = pd.read_csv(tables / "scorecard.csv")  # quick: nothing is comparable
     assert set(card["verdict"]) == {scorecard.QUICK, scorecard.NOT_RUN}
     trained = card[card["verdict"] == scorecard.QUICK]
-    assert sorted(trained["table"].value_counts().items()) == [(1, 2), (2, 3), (3, 4), (4, 9), (5, 9), (6, 18)]
+    assert sorted(trained["table"].value_counts().items()) == [(1, 2), (2, 3), (3, 4), (4, 9), (5, 21), (6, 18)]
     assert trained[["ours_mean", "paper_mean", "delta", "delta_sigma"]].notna().all().all()
     for figure in ("figure3_decoded", "figure4_eigenvalues", "figure5_tmnist", "figure2_smoke",
                    "figure7_velocity_rotation", "medmnist_rotations"):

@@ -29,6 +29,7 @@ REGULAR_COUNTS = {
     2: {"m(trivial)": 1, "m(sign)": 1, "m(standard)": 2},
     3: {"m(χ_0)": 1, "m(χ_1⊕χ_3)": 1, "m(χ_2)": 1},
 }
+QUICK_REASON = "quick run (small-scale configuration)"
 REGULAR_SPREAD = 0.2  # (max − min) / mean of the ratios at or below which the counts are regular
 NOT_REGULAR_SPREAD = 0.5  # at or above which they are clearly not
 
@@ -96,7 +97,7 @@ def compare(ours: pd.Series, other: pd.Series, higher_is_better: bool) -> str:
 def untestable(rows: list[pd.Series], quick: bool) -> str:
     """Why cells cannot test a claim at this scale, or ""."""
     if quick:
-        return "quick run (small-scale configuration)"
+        return QUICK_REASON
     if any(bool(r["synthetic"]) for r in rows):
         return "synthetic stand-in data"
     few = [r for r in rows if r["ours_n"] < 2]
@@ -242,6 +243,10 @@ def claims_table(evidence: Evidence) -> pd.DataFrame:
     rows = []
     for claim in CLAIMS:
         finding = claim.check(evidence)
+        text = finding.evidence
+        if evidence.quick:  # said once per claim, not after every cell
+            text = "Quick run (small-scale configuration), not tested. " + " ".join(
+                text.replace(f" Not tested: {QUICK_REASON}.", "").replace(" Not tested: quick run.", "").split())
         rows.append({"claim": claim.key, "where": claim.where, "paper": claim.quote,
-                     "evidence": finding.evidence, "verdict": finding.verdict})
+                     "evidence": text, "verdict": finding.verdict})
     return pd.DataFrame(rows)
