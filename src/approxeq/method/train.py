@@ -224,9 +224,9 @@ def _train(model, data, cfg, run_dir, log, on_epoch_end, stale_checkpoint) -> Tr
     device = data.x_train.device
     channels_last = uses_channels_last(cfg, data)
     if channels_last:
-        # Why: oneDNN's CPU convolutions, BatchNorm and pooling run much faster on NHWC tensors
-        # for the few-channel DDMNIST CNN (benchmarks/throughput.py). Done before the optimizer
-        # exists: it rewrites the 4D parameters in place, the optimizer keeps the same objects.
+        # Why: oneDNN's CPU convolutions run much faster on NHWC tensors for the few-channel
+        # DDMNIST CNN (its step ×1.3–1.6, benchmarks/README.md). Done before the optimizer exists:
+        # it rewrites the 4D parameters in place, and the optimizer keeps the same objects.
         model.to(memory_format=torch.channels_last)
 
     def layout(x: torch.Tensor) -> torch.Tensor:
