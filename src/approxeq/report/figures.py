@@ -58,7 +58,7 @@ def ddmnist_examples(datasets: dict[str, tuple[dict, dict]], path: str | Path, q
                 title = f"{group} {name}" + (f" label {test['labels'][i]}" if k == 0 else "")
                 if k == 2:
                     title += f" g={product.elements[int(g[i])]}"
-                ax.set_title(title, fontsize=7)
+                ax.set_title(title, fontsize=8)
     fig.suptitle("Figure 6: DDMNIST examples" + label_suffix(quick, synthetic))
     fig.tight_layout()
     save(fig, path)
@@ -88,7 +88,7 @@ def training_curves(histories: dict[tuple[str, str, int], Path], labels: dict[st
     for ax in axes[0]:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-    axes[0, -1].legend(handles=handles, fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    axes[0, -1].legend(handles=handles, fontsize=9, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.suptitle(f"DDMNIST {metric} during training" + label_suffix(quick, synthetic))
     fig.tight_layout()
     save(fig, path)
@@ -225,14 +225,14 @@ def volume_rotations(samples: list[tuple[str, np.ndarray, bool]], elements: list
             ax = axes[row, col]
             ax.imshow(mid_slices(rotated[row]), cmap="gray", vmin=0, vmax=255)
             ax.set_xticks([(SIDE_3D - 1) / 2 + k * (SIDE_3D + 1) for k in range(3)], ["x", "y", "z"],
-                          fontsize=7)
+                          fontsize=9)
             ax.tick_params(length=0, pad=1)
             ax.set_yticks([])
             if row == 0:
                 ax.set_title(title, fontsize=9)
             if col == 0:
                 ax.set_ylabel(label.replace(": ", "\n") + ("\nSYNTHETIC" if synthetic else ""),
-                              fontsize=8, rotation=0, ha="right", va="center",
+                              fontsize=10, rotation=0, ha="right", va="center",
                               color="firebrick" if synthetic else "black")
     fig.suptitle("MedMNIST3D test volumes v and g·v for elements g of O; each cell: the mid-slices "
                  "across x, y and z" + label_suffix(quick, False), fontsize=10)
