@@ -157,9 +157,11 @@ MEDMNIST_DIR = MEDMNIST["dir"]
 
 
 def medmnist_runs():
-    """(flag, model, seed) of every MedMNIST3D training run; the flag is the experiment's name."""
-    return [(f, m, s) for f in MEDMNIST["datasets"] for m in MEDMNIST["models"]
-            if m not in UNBUILDABLE["medmnist"] for s in MEDMNIST["seeds"]]
+    """(flag, model, seed) of every MedMNIST3D training run (a model's own `datasets`, else every
+    configured one); the flag is the experiment's name."""
+    return [(f, m, s) for f in MEDMNIST["datasets"] for m, settings in MEDMNIST["models"].items()
+            if m not in UNBUILDABLE["medmnist"] and f in settings.get("datasets", MEDMNIST["datasets"])
+            for s in MEDMNIST["seeds"]]
 
 
 def medmnist_run_files(name):
