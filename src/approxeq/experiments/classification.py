@@ -9,14 +9,20 @@ seeded random element of G (identical for every model and seed), and the latent 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
 from approxeq.algebra.actions import trivial_action
 from approxeq.algebra.representations import apply_matrices, latent_representation
-from approxeq.algebra.symmetry import symmetry
+from approxeq.algebra.symmetry import Symmetry, symmetry
 from approxeq.data.classification import load_classification, stratified_sample
-from approxeq.experiments.base import ExperimentSetup, augments_per_epoch, group_element_views
+from approxeq.experiments.base import (
+    ExperimentSetup,
+    augments_per_epoch,
+    group_element_views,
+)
 from approxeq.method.evaluate import accuracy
 from approxeq.method.loss import LossWeights, method_objective
 from approxeq.method.train import TaskData
@@ -90,17 +96,30 @@ def setup(run: dict, device: torch.device) -> ExperimentSetup:
     if record["domain"] != run["domain"]:
         raise ValueError(f"{record['file']} holds {record['domain']}s, but its data set is configured "
                          f"with domain {run['domain']!r} (classification.datasets.{run['experiment']}.domain)")
-    acting = symmetry(run["group"], run["domain"])
-    group = acting.group
-    input_action = acting.action(record["side"]).to(device)
     network = dict(run["network"], n_classes=record["n_classes"], n_channels=record["channels"])
+    return grid_setup(run, device, {split: data[split] for split in SPLIT_SEEDS},
+                      symmetry(run["group"], run["domain"]), record["side"], network,
+                      ("test_transformed", run["transformed_test_seed"]), record["synthetic"],
+                      record["n_classes"], penalty=run["penalty"])
+
+
+def grid_setup(run: dict, device: torch.device, splits: dict, acting: Symmetry, side: int, network: dict,
+               transformed: tuple[str, int], synthetic: bool, n_classes: int, penalty: str = "mse",
+               extra_metrics: Callable | None = None) -> ExperimentSetup:
+    """What classification on a grid shares (the user's data sets here, MedMNIST3D): `splits` maps
+    train/val/test to (images with a channel axis, labels) arrays, at most run["subset"][split] of
+    them kept (a seeded stratified sample); `acting` moves them on their grid of `side`. Test sets:
+    "test" and `transformed` = (its name, the seed of one element per sample). `extra_metrics`:
+    (x_test, x_moved, y_test, prepare, eval_batch) → the trained model's extra metrics."""
+    group = acting.group
+    input_action = acting.action(side).to(device)
     rep = latent_representation(group, network["latent_dim"]).to(device)
     eval_batch = run["eval_batch_size"]
     subset = run.get("subset") or {}
 
     def tensors(split: str):
-        images, labels = data[split]
-        if split in subset and subset[split] < len(labels):
+        images, labels = splits[split]
+        if split in subset and subset[split] < len(labels):  # quick runs on real data
             keep = stratified_sample(labels, subset[split], [run["data_seed"], SPLIT_SEEDS[split]])
             images, labels = images[keep], labels[keep]
         return torch.from_numpy(images).to(device), torch.from_numpy(labels).to(device)
@@ -117,22 +136,26 @@ def setup(run: dict, device: torch.device) -> ExperimentSetup:
         return apply_matrices(rep, g, z)
 
     x_test, y_test = tensors("test")
-    moved = torch.randint(group.order, (len(x_test),),
-                          generator=torch.Generator().manual_seed(run["transformed_test_seed"]))
-    x_test_transformed = input_action(x_test, moved.to(device))
+    name, seed = transformed
+    moved = torch.randint(group.order, (len(x_test),), generator=torch.Generator().manual_seed(seed))
+    x_moved = input_action(x_test, moved.to(device))
 
+    network = dict(network)
     model = build_model(network.pop("name"), **network).to(device)
     objective = method_objective(LossWeights(**run["weights"]), F.cross_entropy, input_action,
-                                 latent_action, trivial_action, penalty=run["penalty"])
+                                 latent_action, trivial_action, penalty=penalty)
     (x_train, y_train), (x_val, y_val) = tensors("train"), tensors("val")
+    # per epoch (models marked augmented): every training sample moved by a fresh element of G
+    # (the authors' x1 = g1·x); the objective's shifted term then sees g·x1, their x2
     task_data = TaskData(x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val,
                          group_order=group.order, objective=objective, val_metric=metric,
                          prepare=prepare, maximize=True,
                          epoch_views=(group_element_views(x_train, group.order, input_action)
                                       if augments_per_epoch(run) else None))
     return ExperimentSetup(model=model, data=task_data,
-                           test_sets={"test": (x_test, y_test),
-                                      "test_transformed": (x_test_transformed, y_test)},
-                           test_metric=metric, metric_name="accuracy", synthetic=record["synthetic"],
+                           test_sets={"test": (x_test, y_test), name: (x_moved, y_test)},
+                           test_metric=metric, metric_name="accuracy", synthetic=synthetic,
                            input_action=input_action, latent_action=latent_action,
-                           n_classes=record["n_classes"])
+                           extra_metrics=(extra_metrics(x_test, x_moved, y_test, prepare, eval_batch)
+                                          if extra_metrics else None),
+                           n_classes=n_classes)

@@ -2,25 +2,11 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from approxeq.algebra.actions import trivial_action
-from approxeq.algebra.representations import apply_matrices, latent_representation
 from approxeq.algebra.symmetry import symmetry
-from approxeq.data.classification import stratified_sample
 from approxeq.data.medmnist3d import SIDE, load_medmnist
-from approxeq.experiments.base import (
-    ExperimentSetup,
-    augments_per_epoch,
-    group_element_views,
-    model_network,
-)
-from approxeq.method.evaluate import accuracy
-from approxeq.method.loss import LossWeights, method_objective
-from approxeq.method.train import TaskData
-from approxeq.nn.registry import build_model
-
-SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}
+from approxeq.experiments.base import ExperimentSetup, model_network
+from approxeq.experiments.classification import SPLIT_SEEDS, grid_setup
 
 
 def data_files(config: dict, experiment: str, group: str, seed: int) -> tuple[list[str], str]:
@@ -48,71 +34,33 @@ def setup(run: dict, device: torch.device) -> ExperimentSetup:
     flag = run["experiment"]
     data = load_medmnist(run["data"], flag)
     info = data["info"]
-    acting = symmetry(run["group"], "volume")  # O for Table 5; any subgroup of O by name
-    group = acting.group
-    input_action = acting.action(SIDE).to(device)
     network = dict(run["network"], n_classes=info["n_classes"], n_channels=info["n_channels"])
-    rep = latent_representation(group, network["latent_dim"]).to(device)
-    eval_batch = run["eval_batch_size"]
+    splits = {split: (data[split][0][:, None], data[split][1]) for split in SPLIT_SEEDS}  # (N, 1, 28³)
 
-    subset = run.get("subset") or {}
+    def extra_metrics(x_test, x_rotated, y_test, prepare, eval_batch):
+        def metrics_of(trained) -> dict:
+            # medmnist's own metric functions (those its Evaluator calls), on our labels: a subset
+            # of the test split has fewer labels than the Evaluator would read from the file
+            from medmnist.evaluator import getACC, getAUC
 
-    def tensors(split: str):
-        images, labels = data[split]
-        if split in subset and subset[split] < len(labels):  # quick runs on real data
-            keep = stratified_sample(labels, subset[split], [run["data_seed"], SPLIT_SEEDS[split]])
-            images, labels = images[keep], labels[keep]
-        return torch.from_numpy(images).unsqueeze(1).to(device), torch.from_numpy(labels).to(device)
+            metrics = {}
+            labels = y_test.cpu().numpy()
+            for name, x in (("test", x_test), ("test_rotated", x_rotated)):
+                was_training = trained.training
+                trained.eval()
+                with torch.no_grad():
+                    scores = torch.cat([torch.softmax(trained(prepare(x[i:i + eval_batch])), 1)
+                                        for i in range(0, len(x), eval_batch)]).cpu().double().numpy()
+                trained.train(was_training)
+                metrics[f"{name}_auc"] = float(getAUC(labels, scores, info["task"]))
+                metrics[f"{name}_evaluator_accuracy"] = float(getACC(labels, scores, info["task"]))
+            return metrics
+        return metrics_of
 
-    def prepare(x: torch.Tensor) -> torch.Tensor:  # protocols.md: (x/255 − 0.5)/0.5
-        return x.float().div_(255.0).sub_(0.5).div_(0.5)
-
-    def metric(model, x, y):
-        return accuracy(model, x, y, prepare, eval_batch)
-
-    def latent_action(z, g):
-        return apply_matrices(rep, g, z)
-
-    x_test, y_test = tensors("test")
-    rotation = torch.randint(group.order, (len(x_test),),
-                             generator=torch.Generator().manual_seed(run["rotated_test_seed"]))
-    x_test_rotated = input_action(x_test, rotation.to(device))
-
-    model = build_model(network.pop("name"), **network).to(device)
-    objective = method_objective(LossWeights(**run["weights"]), F.cross_entropy, input_action,
-                                 latent_action, trivial_action)
-    (x_train, y_train), (x_val, y_val) = tensors("train"), tensors("val")
-    # per epoch: every training volume rotated by a fresh element of O (the authors' x1 = g1·x);
-    # the objective's shifted term then sees g·x1, their x2
-    task_data = TaskData(x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val,
-                         group_order=group.order, objective=objective, val_metric=metric,
-                         prepare=prepare, maximize=True,
-                         epoch_views=(group_element_views(x_train, group.order, input_action)
-                                      if augments_per_epoch(run) else None))
-
-    def extra_metrics(trained) -> dict:
-        # medmnist's own metric functions (those its Evaluator calls), on our labels: a subset of
-        # the test split has fewer labels than the Evaluator would read from the file
-        from medmnist.evaluator import getACC, getAUC
-
-        metrics = {}
-        labels = y_test.cpu().numpy()
-        for name, x in (("test", x_test), ("test_rotated", x_test_rotated)):
-            was_training = trained.training
-            trained.eval()
-            with torch.no_grad():
-                scores = torch.cat([torch.softmax(trained(prepare(x[i:i + eval_batch])), 1)
-                                    for i in range(0, len(x), eval_batch)]).cpu().double().numpy()
-            trained.train(was_training)
-            metrics[f"{name}_auc"] = float(getAUC(labels, scores, info["task"]))
-            metrics[f"{name}_evaluator_accuracy"] = float(getACC(labels, scores, info["task"]))
-        return metrics
-
-    return ExperimentSetup(model=model, data=task_data,
-                           test_sets={"test": (x_test, y_test), "test_rotated": (x_test_rotated, y_test)},
-                           test_metric=metric, metric_name="accuracy", synthetic=data["synthetic"],
-                           input_action=input_action, latent_action=latent_action,
-                           extra_metrics=extra_metrics, n_classes=info["n_classes"])
+    # O for Table 5; any subgroup of O by name
+    return grid_setup(run, device, splits, symmetry(run["group"], "volume"), SIDE, network,
+                      ("test_rotated", run["rotated_test_seed"]), data["synthetic"], info["n_classes"],
+                      extra_metrics=extra_metrics)
 
 
 def run_settings(config: dict, experiment: str, group: str, model: str, seed: int, data: str) -> dict:
