@@ -140,5 +140,6 @@ def test_methods_describe_the_runs_own_configuration(tmp_path):
     assert "8 plumes (32×32 grid, 60 steps; the paper's\n36 at 64×64, not this run’s)" in methods
     assert "24-dim output of residual block 3" in methods and "= 1 copy of the 24-dim" in methods
     assert "36 plumes" not in methods and "48-dim" not in methods
-    # the paper's hyperparameters beside the run's (the paper configuration matches all 41)
-    assert "40 of 41 the same, 1 differ</summary>" in html and "<td>0.001 (differs)</td>" in html
+    # the paper's hyperparameters beside the run's (the paper configuration matches every one)
+    n = len(pd.read_csv(ROOT / "workflow/paper/settings.csv"))
+    assert f"{n - 1} of {n} the same, 1 differ</summary>" in html and "<td>0.001 (differs)</td>" in html

@@ -59,15 +59,14 @@ def main(inputs, config, template_dir, repo, output, log_path):
             git=git_state(repo), python=platform.python_version(),
             scorecard=scorecard_rows(scorecard), counts=counts(scorecard),
             claims=claims.to_dict("records"),
-            paper_settings=(settings_beside_paper(config, pd.read_csv(inputs["paper_settings"], dtype={"table": str}))
-                            if "paper_settings" in inputs else []),
-            fig3_scores={experiment_title(k): v for k, v in
-                         (json.loads(open(inputs["fig3_scores"]).read()) if "fig3_scores" in inputs else {}).items()},
+            paper_settings=settings_beside_paper(config, pd.read_csv(inputs["paper_settings"], dtype={"table": str})),
+            fig3_scores={experiment_title(k): v for k, v in json.loads(open(inputs["fig3_scores"]).read()).items()},
             medmnist_cnn_params=medmnist_cnn_params(scorecard),
             quick_synthetic=synthetic_among(scorecard, QUICK), not_run_reasons=not_run_reasons(scorecard),
             claim_counts={v: int((claims["verdict"] == v).sum()) for v in VERDICTS},
+            # the paper's Tables 5 and 6 give their Group / Aug columns to the comparisons
             comparisons={n: comparison(scorecard, n, pd.read_csv(inputs[f"paper{n}"], keep_default_na=False)
-                                       if f"paper{n}" in inputs else None) for n in range(1, 7)},
+                                       if n in (5, 6) else None) for n in range(1, 7)},
             tables={name: open(inputs[name]).read() for name in
                     ("table1_html", "table2_html", "table3_html", "table4_html", "table5_html",
                      "table5_details_html", "table6_html", "latent_study_html", "classification_html")},
