@@ -131,19 +131,9 @@ def set_determinism(deterministic: bool) -> None:
     new tensor with NaN first: torch does that in deterministic mode only so that an op reading
     memory it never wrote shows up, which no op here does; the fill took 1–4 % of a DDMNIST step on
     the CPU (12 % in one profile) and changes no result (reruns and resumed runs stay bit-identical,
-    tested).
-
-    torch's public switch also imports torch._inductor (1.8 s, a fifth of a quick-run job) only to
-    set the compiler's own flag, which an eager run never reads; the compiled path sets that flag
-    itself (`_inductor_follows_determinism`)."""
-    torch._C._set_deterministic_algorithms(deterministic, warn_only=True)
+    tested)."""
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
     torch.utils.deterministic.fill_uninitialized_memory = False
-
-
-def _inductor_follows_determinism() -> None:
-    import torch._inductor.config as inductor_config
-
-    inductor_config.deterministic = torch.are_deterministic_algorithms_enabled()
 
 
 def seed_everything(seed: int) -> None:
@@ -248,7 +238,6 @@ def _train(model, data, cfg, run_dir, log, on_epoch_end, stale_checkpoint) -> Tr
         # resumes); every step has the same shapes (the ragged last batch is dropped), so one graph.
         # Validation, epoch metrics and evaluation stay eager: compiling them would cost more
         # than they take.
-        _inductor_follows_determinism()
         objective = torch.compile(data.objective, dynamic=False)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=cfg.lr_decay)
