@@ -2,7 +2,7 @@
 
 Layout: `common` (escnn import, gspaces, Steerable, gated fields, RPPSum / RPPBlock and the RPP
 prior), `ddmnist` (Table 4 on regular fields), `ddmnist_gated` (Table 4 as Veefkind & Cesa's: the
-configured rows), `smoke` (Table 6), `medmnist` (Table 5). Each
+configured rows), `pscnn` (PSCNN's learnable-equivariance layer and prior), `smoke` (Table 6), `medmnist` (Table 5). Each
 model module lists its builders in ESCNN_BUILDERS (need escnn) and TORCH_BUILDERS (plain PyTorch).
 
 escnn is an optional extra (`envs/install_baselines.sh`); it is imported only when a baseline is
@@ -26,8 +26,12 @@ Regular-field variants (`ddmnist_scnn_regular`, `ddmnist_rpp_regular`,
 `ddmnist_restriction_regular`; ddmnist.py): the appendix C.1 CNN with every convolution an escnn
 `R2Conv` between regular fields of G (as many fields as the CNN has channels), InnerBatchNorm, ELU,
 plain pointwise pooling, bilinear upsampling with align_corners=True, group pooling after the 1×1
-convolution; RPP and Restriction built on it. PSCNN, their learnable-equivariance convolution
-(escnn2/ in their repository): not trained (config.yaml `ddmnist.not_trained` says why).
+convolution; RPP and Restriction built on it.
+
+DDMNIST PSCNN (`ddmnist_pscnn`, ddmnist_gated.py on pscnn.py): their SteerableCNN with
+`learn_eq=True`: every convolution a PartialR2Conv, whose filter is the average of an
+unconstrained kernel's transforms under a learned likelihood over G (one per layer, uniform at
+initialisation: the SCNN), with their KL and alignment terms as `model.prior()`.
 
 MedMNIST3D SCNN and RPP for SO(3) and O(3) (`medmnist_scnn`, `medmnist_rpp`, argument `group`
 "SO3" or "O3"): Veefkind & Cesa's `SteerableCNN3DResnet` and `SteerableRPP3DResnet` (their
@@ -71,8 +75,9 @@ from approxeq.nn.baselines.ddmnist import (
                                           ddmnist_rpp_regular,
                                           ddmnist_scnn_regular,
 )
-from approxeq.nn.baselines.ddmnist_gated import ddmnist_restriction, ddmnist_rpp, ddmnist_scnn
+from approxeq.nn.baselines.ddmnist_gated import ddmnist_pscnn, ddmnist_restriction, ddmnist_rpp, ddmnist_scnn
 from approxeq.nn.baselines.medmnist import medmnist_rpp, medmnist_scnn
+from approxeq.nn.baselines.pscnn import GroupLikelihood, PartialR2Conv, attach_pscnn_prior, pscnn_prior
 from approxeq.nn.baselines.smoke import (
                                           SwapComponents,
                                           e2cnn_latent_action,
@@ -91,7 +96,8 @@ TORCH_BASELINE_BUILDERS = {name: b for module in _MODULES for name, b in module.
 
 __all__ = ["INSTALL_HINT", "BaselineUnavailable", "RPPBlock", "RPPSum", "Steerable", "attach_rpp_prior",
            "escnn_available", "planar_gspace", "rpp_prior",
-           "ddmnist_scnn", "ddmnist_rpp", "ddmnist_restriction", "ddmnist_scnn_regular",
+           "GroupLikelihood", "PartialR2Conv", "attach_pscnn_prior", "pscnn_prior",
+           "ddmnist_scnn", "ddmnist_rpp", "ddmnist_restriction", "ddmnist_pscnn", "ddmnist_scnn_regular",
            "ddmnist_rpp_regular", "ddmnist_restriction_regular", "medmnist_scnn", "medmnist_rpp",
            "SwapComponents", "e2cnn_latent_action", "smoke_e2cnn", "smoke_rpp",
            "smoke_rgroup", "smoke_rsteer", "smoke_lift", "smoke_mlp",

@@ -42,6 +42,7 @@ from approxeq.nn.baselines.common import (
     trivial_subgroup_id,
 )
 from approxeq.nn.baselines.ddmnist import _check_latent, _encoder_head
+from approxeq.nn.baselines.pscnn import PartialR2Conv, attach_pscnn_prior
 from approxeq.nn.encoder_head import EncoderHead
 
 # their blocks 1-5: (fields as a multiple of c, kernel, stride, padding, band limit from L)
@@ -59,9 +60,10 @@ def band_limit(group: str) -> int:
 
 
 def _layers(group: str, n_channels: int, c: int, latent_dim: int, upsample: int,
-            restrict: bool, rpp: bool, initialize: bool = True):
+            restrict: bool, rpp: bool, initialize: bool = True, learnable: bool = False):
     """The network from the input to the 1×1 convolution, as a list of modules on plain tensors
-    (one Steerable per escnn stage; RPPBlocks where `rpp`). Without `initialize` the SCNN's and
+    (one Steerable per escnn stage; RPPBlocks where `rpp`; with `learnable`, PSCNN's
+    PartialR2Conv in place of every R2Conv, pscnn.py). Without `initialize` the SCNN's and
     Restriction's R2Convs skip escnn's He initialisation (a model to load or count)."""
     _, enn = _escnn()
     gs, L = planar_gspace(group), band_limit(group)
@@ -79,6 +81,10 @@ def _layers(group: str, n_channels: int, c: int, latent_dim: int, upsample: int,
         if rpp:
             layers.append(RPPBlock(t, act.in_type, kernel, stride=stride, padding=padding,
                                    post=Steerable(act.in_type, norm_act)))
+        elif learnable:  # a plain torch module on GeometricTensors: its own Steerable
+            layers.append(Steerable(t, PartialR2Conv(t, act.in_type, kernel, stride=stride, padding=padding,
+                                                     initialize=initialize)))
+            layers.append(Steerable(act.in_type, norm_act))
         else:
             conv = enn.R2Conv(t, act.in_type, kernel, stride=stride, padding=padding, initialize=initialize)
             layers.append(Steerable(t, enn.SequentialModule(conv, norm_act)))
@@ -95,6 +101,8 @@ def _layers(group: str, n_channels: int, c: int, latent_dim: int, upsample: int,
     t_latent = enn.FieldType(gs, latent_dim * [gs.trivial_repr])
     if rpp:
         layers.append(RPPBlock(t, t_latent, 1, padding=0, bias=False))
+    elif learnable:
+        layers.append(Steerable(t, PartialR2Conv(t, t_latent, 1, bias=False, initialize=initialize)))
     else:
         layers.append(Steerable(t, enn.R2Conv(t, t_latent, 1, bias=False, initialize=initialize)))
     return layers
@@ -137,6 +145,24 @@ def ddmnist_rpp(group: str, n_channels: int = 1, c: int = 6, latent_dim: int = 6
     return attach_rpp_prior(model, plain_weight=plain_weight, equivariant_weight=equivariant_weight)
 
 
+def ddmnist_pscnn(group: str, n_channels: int = 1, c: int = 6, latent_dim: int = 66,
+                  n_classes: int = 100, upsample: int = 57, latent: str = "conv", initialize: bool = True,
+                  kl_weight: float = 3.0, kl_uniform_weight: float = 3.0,
+                  alignment_weight: float = 5.0) -> EncoderHead:
+    """Table 4's PSCNN: their SteerableCNN.from_group(learn_eq=True) (networks_cnn.py 23-522 with
+    `learnable_eq` on every R2Conv, one likelihood per layer: `one_eq` off, ids 0-5, lines
+    133-136), every convolution a PartialR2Conv (pscnn.py), and their KL and alignment terms with
+    their weights as `model.prior()` (pscnn.pscnn_prior). Parameters at c = 6, 66 latent fields:
+    C4 513,844, D1 41,080, D4 1,231,816; with their 48: 509,416, 38,596, 1,226,092, what their
+    code counts (Par (M) 0.51, 0.04, 1.23)."""
+    _check_latent(latent)
+    body = _layers(group, n_channels, c, latent_dim, upsample, restrict=False, rpp=False,
+                   initialize=initialize, learnable=True)
+    model = _encoder_head(body, latent_dim, n_classes, None, latent)
+    return attach_pscnn_prior(model, kl_weight=kl_weight, kl_uniform_weight=kl_uniform_weight,
+                              alignment_weight=alignment_weight)
+
+
 ESCNN_BUILDERS = {"ddmnist_scnn": ddmnist_scnn, "ddmnist_rpp": ddmnist_rpp,
-                  "ddmnist_restriction": ddmnist_restriction}
+                  "ddmnist_restriction": ddmnist_restriction, "ddmnist_pscnn": ddmnist_pscnn}
 TORCH_BUILDERS: dict = {}
