@@ -67,7 +67,7 @@ def test_full_dry_run_lists_every_run(tmp_path):
         for seed in range(5):
             assert f"results/runs/{experiment}/{group}/learned/seed{seed}/decomposition.json" in result.stdout
     for group in ("C4", "D1", "D4"):
-        for model in ("cnn", "ours", "scnn", "rpp", "restriction"):
+        for model in ("cnn", "ours", "scnn", "rpp", "restriction", "pscnn"):
             for seed in range(5):
                 assert f"results/runs/ddmnist/{group}/{model}/seed{seed}/model.pt" in result.stdout
 
@@ -116,7 +116,8 @@ ddmnist:
   artefacts: {D2: false}
   models:
 """ + "".join(f"    {m}: {{label: {m}, weights: {{equivariance: {{D2: {lam}}}}}, lr: {{D2: 1.0e-3}}, groups: [D2]}}\n"
-              for m, lam in (("cnn", 0.0), ("ours", 1.0), ("scnn", 0.0), ("rpp", 0.0), ("restriction", 0.0))) + """\
+              for m, lam in (("cnn", 0.0), ("ours", 1.0), ("scnn", 0.0), ("rpp", 0.0), ("restriction", 0.0),
+                             ("pscnn", 0.0))) + """\
   latent_study: {model: ours, baseline: cnn, groups: [D2], seeds: [0], cells: [{placement: conv, penalty: mse}]}
 """
 
@@ -130,7 +131,7 @@ def test_any_subgroup_of_d4_is_a_ddmnist_group_by_configuration_alone(tmp_path):
                        str(ROOT / "config.yaml"), str(ROOT / "config.quick.yaml"), str(overlay), cwd=ROOT)
     assert result.returncode == 0, result.stderr + result.stdout
     trained = set(re.findall(r"results/quick/runs/ddmnist/(\w+)/(\w+)/seed\d+/model\.pt", result.stdout))
-    assert trained == {("D2", m) for m in ("cnn", "ours", "scnn", "rpp", "restriction")}
+    assert trained == {("D2", m) for m in ("cnn", "ours", "scnn", "rpp", "restriction", "pscnn")}
 
 
 def test_latent_study_target_trains_only_its_runs(tmp_path):
@@ -176,16 +177,17 @@ def test_lint_is_clean():
 
 
 def numbers_in_every_trained_cell(table_csv: Path, baseline_groups: int = 3) -> pd.DataFrame:
-    """Table 4 has a number in every cell trained here: CNN and ours on 3 groups, the SCNN, RPP and
-    Restriction on `baseline_groups` of them (the quick configuration: D1 only; the tiny one: C4)."""
+    """Table 4 has a number in every cell trained here: CNN and ours on 3 groups, the SCNN, RPP,
+    Restriction and PSCNN on `baseline_groups` of them (the quick configuration: D1 only; the tiny
+    one: C4)."""
     table = pd.read_csv(table_csv)
     ours = table[table["source"] == "trained here"]
-    assert len(ours) == 2 * 3 + 3 * baseline_groups
+    assert len(ours) == 2 * 3 + 4 * baseline_groups
     assert ours[["ours_mean", "ours_std", "paper_mean", "difference", "ours_params_m"]].notna().all().all()
     assert ((ours["ours_mean"] >= 0) & (ours["ours_mean"] <= 1)).all()
-    assert set(ours["model"]) == {"cnn", "ours", "scnn", "rpp", "restriction"}
-    # the rest is imported from the paper: PSCNN (ddmnist.not_trained) and the baselines' other groups
-    assert (table["source"] != "trained here").sum() == 3 + 3 * (3 - baseline_groups)
+    assert set(ours["model"]) == {"cnn", "ours", "scnn", "rpp", "restriction", "pscnn"}
+    # the rest is imported from the paper: the baselines' other groups
+    assert (table["source"] != "trained here").sum() == 4 * (3 - baseline_groups)
     return table
 
 
@@ -198,7 +200,7 @@ def numbers_in_every_trained_cell(table_csv: Path, baseline_groups: int = 3) -> 
 # ---------------------------------------------------------------------------------------------
 
 ESCNN_STUB = 'raise ImportError("escnn is hidden by the test: an environment without the extra")\n'
-ESCNN_MODELS = {"ddmnist": {"scnn": "SCNN", "rpp": "RPP", "restriction": "Restriction"},
+ESCNN_MODELS = {"ddmnist": {"scnn": "SCNN", "rpp": "RPP", "restriction": "Restriction", "pscnn": "PSCNN"},
                 "smoke": {"e2cnn": "E2CNN", "rpp": "RPP", "lift": "Lift", "rsteer": "RSteer"},
                 "medmnist": {"scnn_so3": "SCNN (SO(3))", "scnn_o3": "SCNN (O(3))", "rpp_so3": "RPP (SO(3))",
                              "rpp_o3": "RPP (O(3))"}}
@@ -343,7 +345,7 @@ def test_quick_run_fills_every_table(quick_run, tmp_path):
     card = pd.read_csv(tables / "scorecard.csv")  # quick: nothing is comparable
     assert set(card["verdict"]) == {scorecard.QUICK, scorecard.NOT_RUN}
     trained = card[card["verdict"] == scorecard.QUICK]
-    assert sorted(trained["table"].value_counts().items()) == [(1, 2), (2, 3), (3, 4), (4, 9), (5, 13), (6, 18)]
+    assert sorted(trained["table"].value_counts().items()) == [(1, 2), (2, 3), (3, 4), (4, 10), (5, 13), (6, 18)]
     assert trained[["ours_mean", "paper_mean", "delta", "delta_sigma"]].notna().all().all()
     for figure in ("figure3_decoded", "figure4_eigenvalues", "figure5_tmnist", "figure2_smoke",
                    "figure7_velocity_rotation", "medmnist_rotations"):
@@ -370,9 +372,9 @@ def test_quick_run_report_reads_well(quick_run):
 @pytest.mark.slow
 def test_quick_run_jobs_never_share_a_simulated_gpu(quick_run):
     runs = [json.loads(p.read_text()) for p in quick_run.path("results/quick/runs").rglob("train.json")]
-    # DDMNIST 12 + 3 baselines, 1 more latent-study cell, Section 4, SMOKE, MedMNIST3D (3 data sets ×
+    # DDMNIST 12 + 4 baselines, 1 more latent-study cell, Section 4, SMOKE, MedMNIST3D (3 data sets ×
     # 3 models, and its escnn models on Nodule3D), the classification worked example (3 models)
-    assert len(runs) == 15 + 1 + 3 + 9 + 3 * 3 + len(ESCNN_MODELS["medmnist"]) + 3
+    assert len(runs) == 16 + 1 + 3 + 9 + 3 * 3 + len(ESCNN_MODELS["medmnist"]) + 3
     by_gpu = {}
     for run in runs:  # the device is held from the start of training to the end of evaluation
         by_gpu.setdefault(run["device"], []).append((run["started_at"], run["evaluated_at"]))
