@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from approxeq.data import medmnist3d
+from approxeq.data.classification import stratified_sample
 from approxeq.data.medmnist3d import (
     FLAGS,
     MedMNISTError,
@@ -16,12 +17,11 @@ from approxeq.data.medmnist3d import (
     load_medmnist,
     synthetic_medmnist,
 )
+from approxeq.experiments import medmnist as medmnist_experiment
 from approxeq.experiments import setup_experiment
-from approxeq.data.classification import stratified_sample
 from approxeq.method.train import TrainConfig, train
 from approxeq.nn.encoder_head import count_parameters
 from approxeq.nn.networks import medmnist_resnet3d
-from approxeq.report.tables import medmnist_details, medmnist_table
 from approxeq.runtime.io import HashMismatchError, file_hash
 
 SIZES = {"train": 8, "val": 4, "test": 12}  # every Organ3D class in the test split
@@ -257,12 +257,12 @@ def test_table5_has_a_number_in_every_cell_of_our_rows():
                         / "workflow/paper/table5.csv", keep_default_na=False)
     flags = {"nodulemnist3d": "Nodule3D", "synapsemnist3d": "Synapse3D", "organmnist3d": "Organ3D"}
     labels = {"cnn": "CNN", "cnn_aug": "CNN", "ours": "Ours"}
-    table = medmnist_table(runs, paper, flags, labels)
+    table = medmnist_experiment.paper_table(runs, paper, flags, labels)
     ours = table[table["Source"] == "this run"]
     assert list(ours["Aug"]) == ["No", "Yes", "Yes"]
     assert list(ours["Group"]) == ["N/A", "N/A", "O ≅ S4"]
     assert not ours[list(flags.values()) + ["Par (M)"]].isin(["–"]).any().any()
     assert ours["Nodule3D"].iloc[0] == "0.505 (0.007)"
     assert (table["Source"] == "paper (imported)").sum() == 6
-    details = medmnist_details(runs, flags, labels, {"cnn": "No", "cnn_aug": "Yes", "ours": "Yes"})
+    details = medmnist_experiment.details_table(runs, flags, labels, {"cnn": "No", "cnn_aug": "Yes", "ours": "Yes"})
     assert len(details) == 9 and details["seeds"].eq(2).all()

@@ -14,6 +14,7 @@ import yaml  # noqa: E402
 from browser import check_report, require_chromium, screenshot  # noqa: E402
 from snakemake.utils import validate  # noqa: E402
 
+from approxeq.experiments import cifar10, ddmnist, exploratory, medmnist, mnist_d3, smoke, tmnist  # noqa: E402
 from approxeq.report import scorecard as sc  # noqa: E402
 from approxeq.report.reporting import render_table  # noqa: E402
 
@@ -37,25 +38,28 @@ def tiny_inputs(tmp_path: Path) -> tuple[dict, dict, pd.DataFrame]:
     validate(config, str(ROOT / "workflow/schemas/config.schema.yaml"))
     config["report"] = str(tmp_path / "reports/report.html")
     paper = {n: pd.read_csv(ROOT / f"workflow/paper/table{n}.csv") for n in range(1, 7)}
-    ddmnist = pd.DataFrame([dict(experiment="ddmnist", group=g, model=m, seed=s, test_accuracy=acc + 0.001 * s,
-                                 test_clean_accuracy=acc, parameters=33742, synthetic=False, train_seconds=12.5)
-                            for g, m, acc, seeds in [("C4", "cnn", 0.907, 2), ("D1", "cnn", 0.5, 1),
-                                                     ("C4", "ours", 0.915, 2)]
-                            for s in range(seeds)])
+    ddmnist_runs = pd.DataFrame([dict(experiment="ddmnist", group=g, model=m, seed=s,
+                                      test_accuracy=acc + 0.001 * s, test_clean_accuracy=acc,
+                                      parameters=33742, synthetic=False, train_seconds=12.5)
+                                 for g, m, acc, seeds in [("C4", "cnn", 0.907, 2), ("D1", "cnn", 0.5, 1),
+                                                          ("C4", "ours", 0.915, 2)]
+                                 for s in range(seeds)])
     ours1 = pd.DataFrame({"run": ["1", "2", "mean", "std"], "eig 1": [22, 21, 21.5, 0.7],
                           "eig -1": [20, 21, 20.5, 0.7], "synthetic": [False] * 4})
-    rows = (sc.exploratory_rows(1, ours1, paper[1]) + sc.exploratory_rows(2, None, paper[2])
-            + sc.exploratory_rows(3, None, paper[3]) + sc.ddmnist_rows(ddmnist, paper[4])
-            + sc.medmnist_rows(None, paper[5], {f: f[:-7].capitalize() + "3D" for f in
-                                               ("nodulemnist3d", "synapsemnist3d", "organmnist3d")})
-            + sc.smoke_rows(None, paper[6], 6))
+    flags = {f: f[:-7].capitalize() + "3D" for f in ("nodulemnist3d", "synapsemnist3d", "organmnist3d")}
+    rows = (exploratory.scorecard_rows(tmnist.PAPER_TABLE, ours1, paper[1])
+            + exploratory.scorecard_rows(mnist_d3.PAPER_TABLE, None, paper[2])
+            + exploratory.scorecard_rows(cifar10.PAPER_TABLE, None, paper[3])
+            + ddmnist.scorecard_rows(ddmnist_runs, paper[4])
+            + medmnist.scorecard_rows(None, paper[5], flags)
+            + smoke.scorecard_rows(None, paper[6], 6))
     card = sc.verdicts(rows, quick=False)
     files = tmp_path / "results"
     files.mkdir()
     inputs = {"scorecard": files / "scorecard.csv", "runs": files / "ddmnist_runs.csv",
               "exploratory_runs": files / "exploratory_runs.csv"}
     card.to_csv(inputs["scorecard"], index=False)
-    ddmnist.to_csv(inputs["runs"], index=False)
+    ddmnist_runs.to_csv(inputs["runs"], index=False)
     pd.DataFrame([dict(experiment="tmnist", group="C2", model="learned", seed=0, test_algebra=5e-6,
                        synthetic=False)]).to_csv(inputs["exploratory_runs"], index=False)
     wide = pd.DataFrame({f"column_{i}": [0.123456, 7.0] for i in range(18)}).assign(model=["cnn", "ours"])

@@ -1,5 +1,5 @@
 """Snakemake `script:` entry point: one CSV row per run from every metrics.json of an experiment."""
-from approxeq.report.tables import collect_metrics
+from approxeq.method.summary import collect_metrics
 from approxeq.runtime.io import atomic_path
 from approxeq.runtime.logs import redirect_to_log
 

@@ -2,15 +2,9 @@
 1-6: paper, ours, Δ, Δ/σ, verdict) as CSV."""
 import pandas as pd
 
-from approxeq.report.scorecard import (
-    counts,
-    ddmnist_rows,
-    exploratory_rows,
-    medmnist_rows,
-    smoke_rows,
-    verdicts,
-)
-from approxeq.report.tables import collect_metrics
+from approxeq.experiments import EXPLORATORY_TABLES, ddmnist, exploratory, medmnist, smoke
+from approxeq.method.summary import collect_metrics
+from approxeq.report.scorecard import counts, verdicts
 from approxeq.runtime.io import write_text_atomic
 from approxeq.runtime.logs import redirect_to_log
 
@@ -19,14 +13,17 @@ def main(inputs, flags, test_horizon, not_trained, quick, output, log_path):
     """`not_trained`: table number → {model: reason} (the configuration's `not_trained` keys)."""
     with redirect_to_log(log_path):
         rows = []
-        for number in (1, 2, 3):
-            rows += exploratory_rows(number, pd.read_csv(inputs[f"table{number}"]),
-                                     pd.read_csv(inputs[f"paper{number}"]))
-        rows += ddmnist_rows(pd.read_csv(inputs["ddmnist_runs"]), pd.read_csv(inputs["paper4"]), not_trained[4])
-        rows += medmnist_rows(collect_metrics(inputs["medmnist"]), pd.read_csv(inputs["paper5"]), flags,
-                              not_trained[5])
-        rows += smoke_rows(collect_metrics(inputs["smoke"]), pd.read_csv(inputs["paper6"]), test_horizon,
-                           not_trained[6])
+        # every experiment's own rows (its module's scorecard_rows)
+        for module in EXPLORATORY_TABLES.values():
+            number = module.PAPER_TABLE.number
+            rows += exploratory.scorecard_rows(module.PAPER_TABLE, pd.read_csv(inputs[f"table{number}"]),
+                                               pd.read_csv(inputs[f"paper{number}"]))
+        rows += ddmnist.scorecard_rows(pd.read_csv(inputs["ddmnist_runs"]), pd.read_csv(inputs["paper4"]),
+                                       not_trained[4])
+        rows += medmnist.scorecard_rows(collect_metrics(inputs["medmnist"]), pd.read_csv(inputs["paper5"]), flags,
+                                        not_trained[5])
+        rows += smoke.scorecard_rows(collect_metrics(inputs["smoke"]), pd.read_csv(inputs["paper6"]),
+                                     test_horizon, not_trained[6])
         scorecard = verdicts(rows, quick)
         write_text_atomic(output, scorecard.to_csv(index=False))
         print(counts(scorecard))

@@ -2,27 +2,16 @@
 fragment, our mean (std) over seeds beside the paper's values."""
 import pandas as pd
 
+from approxeq.experiments import ddmnist
+from approxeq.method.summary import chance_note
 from approxeq.report.reporting import not_trained_notes, source_row_classes, write_table
-from approxeq.report.tables import (
-    chance_note,
-    compare_with_paper,
-    summarise,
-    wide_table,
-)
 from approxeq.runtime.logs import redirect_to_log
 
 
 def main(runs_csv, paper_csv, groups, labels, not_trained, quick, templates, out, log_path):
     with redirect_to_log(log_path):
         runs = pd.read_csv(runs_csv)
-        summary = summarise(runs, "test_accuracy")
-        long = compare_with_paper(summary, pd.read_csv(paper_csv), labels)
-        # The clean test set (the same digit pairs untransformed) beside the transformed one: the
-        # authors' code tests on both and the paper does not say which its Table 4 reports.
-        clean = summarise(runs, "test_clean_accuracy")[["group", "model", "mean", "std"]]
-        long = long.merge(clean.rename(columns={"mean": "ours_clean_mean", "std": "ours_clean_std"}),
-                          on=["group", "model"], how="left")
-        wide = wide_table(long, groups)
+        wide, long, summary = ddmnist.paper_table(runs, pd.read_csv(paper_csv), groups, labels)
         synthetic = bool(runs["synthetic"].any())
         notes = []
         if quick:

@@ -2,17 +2,13 @@
 its per-run details (rotated test set, AUC, latent equivariance)."""
 import pandas as pd
 
+from approxeq.experiments import medmnist
+from approxeq.method.summary import chance_note, collect_metrics
 from approxeq.report.reporting import (
     not_trained_notes,
     render_table,
     source_row_classes,
     write_table,
-)
-from approxeq.report.tables import (
-    chance_note,
-    collect_metrics,
-    medmnist_details,
-    medmnist_table,
 )
 from approxeq.runtime.io import write_text_atomic
 from approxeq.runtime.logs import redirect_to_log
@@ -24,7 +20,7 @@ def main(metric_files, paper_csv, flags, labels, augs, not_trained, quick, templ
         synthetic = bool(runs["synthetic"].any())
         # keep_default_na=False: the paper's group "N/A" of the CNN rows is text, not a missing value
         paper = pd.read_csv(paper_csv, keep_default_na=False)
-        table = medmnist_table(runs, paper, flags, labels)
+        table = medmnist.paper_table(runs, paper, flags, labels)
         notes = []
         if synthetic:
             notes.append("SYNTHETIC DATA: MedMNIST3D could not be downloaded; our rows were computed on a "
@@ -38,7 +34,7 @@ def main(metric_files, paper_csv, flags, labels, augs, not_trained, quick, templ
         write_table(out, table, caption, notes, templates, "tab:medmnist",
                     csv_table=table.assign(quick_run=quick, synthetic=synthetic),
                     row_classes=source_row_classes(table["Source"]))
-        details = medmnist_details(runs, flags, labels, augs)
+        details = medmnist.details_table(runs, flags, labels, augs)
         write_text_atomic(out["details_csv"], details.assign(quick_run=quick, synthetic=synthetic)
                           .to_csv(index=False))
         detail_caption = ("Table 5, details: accuracy and AUC (medmnist Evaluator) on the unrotated "

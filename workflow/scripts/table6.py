@@ -1,15 +1,16 @@
 """Snakemake `script:` entry point: Table 6 (SMOKE RMSE, Future / Domain) as CSV, LaTeX and HTML."""
 import pandas as pd
 
+from approxeq.experiments import smoke
+from approxeq.method.summary import collect_metrics
 from approxeq.report.reporting import not_trained_notes, source_row_classes, write_table
-from approxeq.report.tables import collect_metrics, smoke_table
 from approxeq.runtime.logs import redirect_to_log
 
 
 def main(metric_files, paper_csv, labels, horizons, test_horizon, not_trained, quick, templates, out, log_path):
     with redirect_to_log(log_path):
         runs = collect_metrics(metric_files)
-        table = smoke_table(runs, pd.read_csv(paper_csv), labels, horizons, test_horizon)
+        table = smoke.paper_table(runs, pd.read_csv(paper_csv), labels, horizons, test_horizon)
         notes = []
         if quick:
             notes.append("QUICK RUN: small-scale configuration (fewer, shorter, coarser simulations); "

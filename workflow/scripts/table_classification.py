@@ -2,8 +2,9 @@
 CSV, LaTeX and HTML (with no data set configured: an empty table)."""
 import pandas as pd
 
+from approxeq.experiments import classification
+from approxeq.method.summary import chance_note, collect_metrics
 from approxeq.report.reporting import write_table
-from approxeq.report.tables import chance_note, classification_table, collect_metrics
 from approxeq.runtime.logs import redirect_to_log
 
 
@@ -11,7 +12,7 @@ def main(metric_files, datasets, models, quick, templates, out, log_path):
     with redirect_to_log(log_path):
         runs = (collect_metrics(metric_files) if metric_files else
                 pd.DataFrame(columns=["experiment", "model", "synthetic", "at_chance"]))
-        table = classification_table(runs, datasets, models)
+        table = classification.results_table(runs, datasets, models)
         synthetic = bool(runs["synthetic"].any())
         notes = []
         if synthetic:

@@ -2,27 +2,20 @@
 representation, per run, with mean and std) as CSV, LaTeX and an HTML fragment."""
 import pandas as pd
 
+from approxeq.experiments import EXPLORATORY_TABLES, exploratory
 from approxeq.report.claims import HOMOMORPHISM_THRESHOLD
 from approxeq.report.reporting import write_table
-from approxeq.report.scorecard import EXPLORATORY
-from approxeq.report.tables import exploratory_table
 from approxeq.runtime.io import read_json
 from approxeq.runtime.logs import redirect_to_log
 
-TITLES = {"tmnist": "Table 1: TMNIST autoencoder, C2, d = 42",
-          "mnist_d3": "Table 2: MNIST autoencoder, D3 ≅ S3, d = 30",
-          "cifar10": "Table 3: CIFAR10 classifier, C4, d = 64"}
 
-
-def shown_table(table: pd.DataFrame) -> pd.DataFrame:
+def shown_table(table: pd.DataFrame, paper_table: exploratory.PaperTable) -> pd.DataFrame:
     """The table as shown (HTML, LaTeX): each of the paper's count columns right after ours of the
     same irreducible, then how far the run is from a representation; the losses stay in the CSV."""
     paper = [c for c in table.columns if c.startswith("paper ")]
     counts = [c for c in table.columns if c.startswith(("eig ", "m("))]
-    ours_of = {p: o for number, (_, _, mapping) in EXPLORATORY.items()
-               for p, (o, _) in mapping.items()}
-    label_of = {p: label for number, (_, _, mapping) in EXPLORATORY.items()
-                for p, (_, label) in mapping.items()}
+    ours_of = {p: o for p, (o, _) in paper_table.columns.items()}
+    label_of = {p: label for p, (_, label) in paper_table.columns.items()}
     columns = ["run", "seed"]
     for column in counts:
         columns.append(column)
@@ -37,8 +30,9 @@ def shown_table(table: pd.DataFrame) -> pd.DataFrame:
 
 def main(metric_files, decomposition_files, paper_csv, experiment, quick, templates, out, log_path):
     with redirect_to_log(log_path):
-        table = exploratory_table([read_json(f) for f in metric_files],
-                                  [read_json(f) for f in decomposition_files], pd.read_csv(paper_csv))
+        paper_table = EXPLORATORY_TABLES[experiment].PAPER_TABLE
+        table = exploratory.results_table([read_json(f) for f in metric_files],
+                                          [read_json(f) for f in decomposition_files], pd.read_csv(paper_csv))
         notes = []
         if quick:
             notes.append("QUICK RUN: small-scale configuration, numbers are not comparable to the paper.")
@@ -47,7 +41,7 @@ def main(metric_files, decomposition_files, paper_csv, experiment, quick, templa
         if experiment == "cifar10":
             notes.append("The paper's column labels for Table 3 were lost in its text; its columns are "
                          "shown in the paper's order, ours as eigenvalues 1, i, -1, -i.")
-        caption = TITLES.get(experiment, experiment) + ": every run, then mean and std over runs"
+        caption = paper_table.title + ": every run, then mean and std over runs"
         runs = ~table["run"].isin(["mean", "std"])
         # counts identify a representation only when the learned matrices are one
         table.loc[runs, "representation"] = table.loc[runs, "homomorphism error"].map(
@@ -58,7 +52,7 @@ def main(metric_files, decomposition_files, paper_csv, experiment, quick, templa
                          f"homomorphism error (max ‖W_g W_h − W_gh‖ / ‖W_gh‖) is above {HOMOMORPHISM_THRESHOLD}; "
                          "their eigenvalue and irreducible counts do not identify a representation. The raw "
                          "multiplicities m(·) and their distance to integers show how far they are from one.")
-        shown = shown_table(table)
+        shown = shown_table(table, paper_table)
         write_table(out, shown, caption, notes, templates, f"tab:{experiment}",
                     csv_table=table.assign(quick_run=quick),
                     row_classes=["summary" if r in ("mean", "std") else "not-representation" if rep == "no" else ""

@@ -12,11 +12,11 @@ from types import ModuleType
 import torch
 
 from approxeq.data.medmnist3d import FLAGS as MEDMNIST_FLAGS
-from approxeq.experiments import classification, cifar10, ddmnist, medmnist, mnist_d3, smoke, tmnist
+from approxeq.experiments import cifar10, classification, ddmnist, medmnist, mnist_d3, smoke, tmnist
 from approxeq.experiments.base import ExperimentSetup, evaluate_experiment
 
-__all__ = ["EXPERIMENTS", "KINDS", "ExperimentSetup", "evaluate_experiment", "run_data", "run_network",
-           "run_settings", "setup_experiment"]
+__all__ = ["EXPERIMENTS", "EXPLORATORY_TABLES", "KINDS", "ExperimentSetup", "evaluate_experiment", "run_data",
+           "run_network",            "run_settings", "setup_experiment"]
 
 # experiment name (the `experiment` wildcard of a run) → its module
 EXPERIMENTS: dict[str, ModuleType] = {
@@ -27,6 +27,10 @@ EXPERIMENTS: dict[str, ModuleType] = {
     "smoke": smoke,
     **{flag: medmnist for flag in MEDMNIST_FLAGS},
 }
+
+
+# the experiments of the paper's Tables 1-3 (each module's PAPER_TABLE says which)
+EXPLORATORY_TABLES: dict[str, ModuleType] = {"tmnist": tmnist, "mnist_d3": mnist_d3, "cifar10": cifar10}
 
 
 # experiment kinds whose experiments are named by the configuration (a run's settings say "kind")

@@ -5,12 +5,14 @@ A `classification.datasets.<name>` entry points at an npz in medmnist's layout
 subgroup of D4 on square images, of O on cubic volumes). Every configured model (by default a CNN,
 the CNN trained on G-augmented data and ours) is trained per seed with the method's one loss; the
 test metrics are accuracy on the test split as stored and on the same samples each moved by a
-seeded random element of G (identical for every model and seed), and the latent equivariance error.
+seeded random element of G (identical for every model and seed), and the latent equivariance error;
+`results_table` is their table.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -25,6 +27,7 @@ from approxeq.experiments.base import (
 )
 from approxeq.method.evaluate import accuracy
 from approxeq.method.loss import LossWeights, method_objective
+from approxeq.method.summary import CHANCE_MARK, mean_std
 from approxeq.method.train import TaskData
 from approxeq.nn.registry import build_model
 
@@ -159,3 +162,29 @@ def grid_setup(run: dict, device: torch.device, splits: dict, acting: Symmetry, 
                            extra_metrics=(extra_metrics(x_test, x_moved, y_test, prepare, eval_batch)
                                           if extra_metrics else None),
                            n_classes=n_classes)
+
+
+def results_table(runs: pd.DataFrame, datasets: dict[str, dict], models: dict[str, dict]) -> pd.DataFrame:
+    """Your own data sets (classification.datasets): per data set and model, accuracy on the test
+    split as stored and on the same samples each moved by a seeded element of G, mean (std) over
+    seeds, and the latent's relative equivariance error (mean). No paper column: these are yours."""
+    rows = []
+    for name, dataset in datasets.items():
+        for model, settings in models.items():
+            chosen = runs[(runs["experiment"] == name) & (runs["model"] == model)]
+            if chosen.empty:
+                continue
+            row = {"Data set": dataset["label"], "Group": f"{dataset['group']} ({dataset['domain']}s)",
+                   "Model": settings["label"], "Aug": settings["aug"], "seeds": len(chosen)}
+            for column, metric in (("Test acc.", "test_accuracy"),
+                                   ("Transformed test acc.", "test_transformed_accuracy")):
+                values = chosen[metric]
+                row[column] = mean_std(values.mean(), values.std(ddof=1), n=len(values))
+                if metric == "test_accuracy" and chosen["at_chance"].any():
+                    row[column] += f" {CHANCE_MARK}"
+            row["Latent equivariance (rel.)"] = f"{chosen['latent_equivariance_relative'].mean():.3f}"
+            row["Par (M)"] = f"{chosen['parameters'].max() / 1e6:.2f}"
+            rows.append(row)
+    columns = ["Data set", "Group", "Model", "Aug", "seeds", "Test acc.", "Transformed test acc.",
+               "Latent equivariance (rel.)", "Par (M)"]
+    return pd.DataFrame(rows, columns=columns)

@@ -1,7 +1,9 @@
 """DDMNIST (paper Section 6.1, Table 4): two MNIST digits on one canvas, G×G acting one factor per
-digit; per-epoch augmentation of the clean pairs (docs/ddmnist-protocol.md)."""
+digit; per-epoch augmentation of the clean pairs (docs/ddmnist-protocol.md); Table 4 and its
+scorecard rows."""
 from __future__ import annotations
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -10,8 +12,10 @@ from approxeq.algebra.representations import apply_matrices, latent_representati
 from approxeq.algebra.symmetry import symmetry
 from approxeq.data import ddmnist as ddmnist_data
 from approxeq.experiments.base import ExperimentSetup, model_network
+from approxeq.method.comparison import at_chance_count, comparison_row, not_run_note, params_m, stats
 from approxeq.method.evaluate import accuracy, latent_equivariance_error
 from approxeq.method.loss import LossWeights, method_objective
+from approxeq.method.summary import CHANCE_MARK, mean_std, require_finite, summarise
 from approxeq.method.train import EpochViews, TaskData
 from approxeq.nn.networks import DDMNIST_PLACEMENTS, ddmnist_latent_encoder
 from approxeq.nn.registry import build_model, takes_group
@@ -275,3 +279,85 @@ def ddmnist_epoch_views(run: dict, meta: dict, acting, canvas, clean_train, devi
         return EpochViews(x1, gx=augment(x1, elements, angles(n, generator)))
 
     return epoch_views
+
+
+# --- Table 4 and its scorecard rows -------------------------------------------------------------
+
+def paper_table(runs: pd.DataFrame, paper: pd.DataFrame, groups: list[str],
+                labels: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Table 4 from the runs' metrics (summary.collect_metrics) and the paper's values: (the table
+    as the paper lays it out, the long table with every (model, group) of ours and the paper's,
+    the summary per (group, model) over seeds). The clean test set (the same digit pairs
+    untransformed) is kept beside the transformed one: the authors' code tests on both and the
+    paper does not say which its Table 4 reports."""
+    summary = summarise(runs, "test_accuracy")
+    long = compare_with_paper(summary, paper, labels)
+    clean = summarise(runs, "test_clean_accuracy")[["group", "model", "mean", "std"]]
+    long = long.merge(clean.rename(columns={"mean": "ours_clean_mean", "std": "ours_clean_std"}),
+                      on=["group", "model"], how="left")
+    return wide_table(long, groups), long, summary
+
+
+def compare_with_paper(summary: pd.DataFrame, paper: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
+    """Long table: every (model, group) of ours and of the paper; `source` says which were trained
+    here and which are imported from the paper."""
+    ours = summary.rename(columns={"mean": "ours_mean", "std": "ours_std"})
+    ours["label"] = ours["model"].map(labels).fillna(ours["model"])
+    paper = paper.rename(columns={"mean": "paper_mean", "std": "paper_std", "params_m": "paper_params_m"})
+    table = paper.merge(ours.drop(columns=["label"]), on=["model", "group"], how="outer")
+    table["label"] = table["label"].fillna(table["model"].map(labels)).fillna(table["model"])
+    table["difference"] = table["ours_mean"] - table["paper_mean"]
+    table["ours_params_m"] = table["parameters"] / 1e6
+    table["source"] = table["ours_mean"].notna().map({True: "trained here", False: "imported from paper"})
+    order = {label: i for i, label in enumerate(list(labels.values()) + list(paper["label"]))}
+    table["_order"] = table["label"].map(order)
+    columns = ["label", "model", "group", "source", "ours_mean", "ours_std", "seeds", "paper_mean",
+               "paper_std", "difference", "ours_params_m", "paper_params_m", "parameters", "synthetic",
+               "train_seconds", "at_chance"]
+    return table.sort_values(["_order", "group"], ignore_index=True)[columns]
+
+
+def wide_table(long: pd.DataFrame, groups: list[str]) -> pd.DataFrame:
+    """The paper's layout: one row per model, per group a 'mean (std)' cell and Par (M).
+
+    Models trained here get two rows: ours and the paper's value for the same model."""
+    rows = []
+    for label, block in long.groupby("label", sort=False):
+        by_group = block.set_index("group")
+        trained = block["source"].eq("trained here").any()
+        variants = [("this run", "ours_mean", "ours_std", "ours_params_m")] if trained else []
+        if block["paper_mean"].notna().any():
+            variants.append(("paper" if trained else "paper (imported)", "paper_mean", "paper_std",
+                             "paper_params_m"))
+        for source, mean_col, std_col, par_col in variants:
+            row = {"Model": label, "Source": source}
+            for group in groups:
+                if group in by_group.index:
+                    r = by_group.loc[group]
+                    row[group] = mean_std(r[mean_col], r[std_col],
+                                          n=r["seeds"] if source == "this run" else None)
+                    if source == "this run" and r.get("at_chance", 0) > 0:
+                        row[group] += f" {CHANCE_MARK}"
+                    row[f"Par (M) {group}"] = "–" if pd.isna(r[par_col]) else f"{r[par_col]:.2f}"
+                else:
+                    row[group], row[f"Par (M) {group}"] = "–", "–"
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def scorecard_rows(runs: pd.DataFrame | None, paper: pd.DataFrame,
+                 not_trained: dict[str, str] | None = None) -> list[dict]:
+    """Table 4: test accuracy (transformed test set) per (model, group)."""
+    if runs is not None and len(runs):
+        require_finite(runs, ["test_accuracy"], "the scorecard (Table 4)")
+    rows = []
+    for _, p in paper.iterrows():
+        ours = None if runs is None else runs[(runs["model"] == p["model"]) & (runs["group"] == p["group"])]
+        found = ours is not None and len(ours) > 0
+        rows.append(comparison_row(4, "DDMNIST", "test accuracy", p["model"], p["label"], p["group"],
+                                   (p["mean"], p["std"], 5), stats(ours["test_accuracy"]) if found else None,
+                                   found and bool(ours["synthetic"].any()),
+                                   not_run_note(p["model"], found, not_trained),
+                                   (p["params_m"], params_m(ours if found else None)),
+                                   at_chance_count(ours if found else None)))
+    return rows

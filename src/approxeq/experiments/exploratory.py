@@ -2,14 +2,18 @@
 generator, the Section 4 loss and its metrics (learned_setup), and the autoencoders' task loss."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Callable
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from approxeq.algebra.representations import apply_matrices
 from approxeq.experiments.base import ExperimentSetup
+from approxeq.method.comparison import comparison_row, stats
 from approxeq.method.loss import Action, LossWeights
+from approxeq.method.summary import check_metric_ranges, require_finite
 from approxeq.method.train import TaskData
 from approxeq.nn.registry import build_model
 
@@ -108,3 +112,72 @@ def run_settings(config: dict, experiment: str, group: str, model: str, seed: in
         "weight_decay": e["training"]["weight_decay"],
         "deterministic": config["compute"]["deterministic"],
     }
+
+
+# --- Tables 1-3 and their scorecard rows ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class PaperTable:
+    """Which of the paper's Tables 1-3 an exploratory experiment reproduces: its number, section and
+    title, and the paper's count columns → (our column, label): snapped eigenvalues for the cyclic
+    groups (Tables 1 and 3), real multiplicities for D3 (Table 2)."""
+    number: int
+    section: str
+    title: str
+    columns: dict[str, tuple[str, str]] = field(default_factory=dict)
+    note: str = ""  # said on every scorecard row of the table
+
+
+def results_table(metrics: list[dict], decompositions: list[dict], paper: pd.DataFrame) -> pd.DataFrame:
+    """Tables 1-3: one row per run with its irreducible counts, how far they are from integers,
+    the algebra loss and the equivariance losses, then mean and std rows; the paper's counts of
+    the run with the same number beside (the paper's runs are not seeded like ours)."""
+    for m in metrics:
+        task = "test_accuracy" if "test_accuracy" in m else "test_reconstruction_mse"
+        require_finite([m], ["test_algebra", "test_equivariance_in", "test_equivariance_out",
+                             "input_action_homomorphism_error_max", task], "an exploratory table")
+        check_metric_ranges(m, "an exploratory table")
+    rows = []
+    for run, (m, d) in enumerate(sorted(zip(metrics, decompositions), key=lambda p: p[0]["seed"]), 1):
+        row = {"run": str(run), "seed": m["seed"]}
+        snapping = d.get("eigenvalue_snapping")
+        if snapping:  # cyclic groups: counts of snapped eigenvalues, as the paper
+            row.update({f"eig {k}": snapping["counts_by_label"][k] for k in snapping["labels"]})
+            row["max eigenvalue distance"] = snapping["max_distance"]
+        row.update({f"m({k})": d["real_multiplicities"][k] for k in d["real_labels"]})
+        row["distance to integers"] = d["real_distance_to_integers"]
+        row["homomorphism error"] = d["homomorphism_error"]
+        row["homomorphism error at init"] = d["initial"]["homomorphism_error"]
+        row["algebra loss"] = m["test_algebra"]
+        row["equivariance loss (X→Z)"] = m["test_equivariance_in"]
+        row["equivariance loss (Z→Y)"] = m["test_equivariance_out"]
+        row["input action homomorphism error"] = m["input_action_homomorphism_error_max"]
+        task = "test_accuracy" if "test_accuracy" in m else "test_reconstruction_mse"
+        row[task.replace("test_", "test ")] = m[task]
+        row["synthetic"] = bool(m.get("synthetic", False))
+        paper_row = paper[paper["run"] == run]
+        for column in paper.columns.drop("run"):
+            row[f"paper {column}"] = paper_row[column].iloc[0] if len(paper_row) else float("nan")
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    numeric = table.select_dtypes("number").columns.drop("seed")
+    summary = [dict({"run": stat}, **getattr(table[numeric], stat)().to_dict()) for stat in ("mean", "std")]
+    table = pd.concat([table, pd.DataFrame(summary)], ignore_index=True)
+    table.loc[table["run"].isin(["mean", "std"]), "synthetic"] = table["synthetic"].iloc[: len(rows)].any()
+    return table
+
+
+def scorecard_rows(paper_table: PaperTable, table: pd.DataFrame | None, paper: pd.DataFrame) -> list[dict]:
+    """Per irreducible, mean (std) over runs of its count, ours beside the paper's. `table`: our
+    table{number}.csv (one row per run, then "mean" and "std" rows), None when the experiment was
+    not run. The paper's runs are unseeded, so the mean over runs is compared (the report says so)."""
+    runs = None if table is None else table[~table["run"].astype(str).isin(["mean", "std"])]
+    rows = []
+    for paper_column, (ours_column, label) in paper_table.columns.items():
+        found = runs is not None and len(runs) > 0 and ours_column in runs
+        rows.append(comparison_row(paper_table.number, paper_table.section, "irreducible count", "ours", "Ours",
+                                   label, stats(paper[paper_column]),
+                                   stats(runs[ours_column]) if found else None,
+                                   found and bool(runs["synthetic"].astype(str).str.lower().eq("true").any()),
+                                   paper_table.note))
+    return rows

@@ -1,12 +1,16 @@
-"""MedMNIST3D (Section 6.2, Table 5): O ≅ S4 rotating 28³ volumes by exact voxel permutations."""
+"""MedMNIST3D (Section 6.2, Table 5): O ≅ S4 rotating 28³ volumes by exact voxel permutations;
+Table 5, its details and its scorecard rows."""
 from __future__ import annotations
 
+import pandas as pd
 import torch
 
 from approxeq.algebra.symmetry import symmetry
 from approxeq.data.medmnist3d import SIDE, load_medmnist
 from approxeq.experiments.base import ExperimentSetup, model_network
 from approxeq.experiments.classification import SPLIT_SEEDS, grid_setup
+from approxeq.method.comparison import at_chance_count, comparison_row, not_run_note, params_m, stats
+from approxeq.method.summary import CHANCE_MARK, mean_std, require_finite
 
 
 def data_files(config: dict, experiment: str, group: str, seed: int) -> tuple[list[str], str]:
@@ -94,3 +98,83 @@ def run_settings(config: dict, experiment: str, group: str, model: str, seed: in
         "augmentation": {"per_epoch": medmnist["augmentation"]["per_epoch"] and settings["aug"] == "Yes"},
         "deterministic": config["compute"]["deterministic"],
     }
+
+
+# --- Table 5, its details and its scorecard rows ------------------------------------------------
+
+def paper_table(runs: pd.DataFrame, paper: pd.DataFrame, flags: dict[str, str],
+                   labels: dict[str, str]) -> pd.DataFrame:
+    """Table 5: test accuracy (unrotated test set) per data set, mean (std) over seeds, for every
+    model trained here beside the paper's row of the same model; the paper's other rows follow,
+    labelled as imported. `flags` maps medmnist flag → column label (Nodule3D, ...)."""
+    rows = []
+    trained = set(runs["model"])
+    for _, p in paper.iterrows():
+        if p["model"] in trained:
+            ours = runs[runs["model"] == p["model"]]
+            row = {"Group": "O ≅ S4" if p["model"] == "ours" else p["group"],
+                   "Model": labels.get(p["model"], p["label"]), "Aug": p["aug"], "Source": "this run",
+                   "seeds": int(ours.groupby("experiment")["seed"].count().min())}
+            for flag, column in flags.items():
+                chosen = ours["experiment"] == flag
+                values = ours.loc[chosen, "test_accuracy"]
+                row[column] = mean_std(values.mean(), values.std(ddof=1), n=len(values))
+                if "at_chance" in ours and ours.loc[chosen, "at_chance"].any():
+                    row[column] += f" {CHANCE_MARK}"
+            row["Par (M)"] = f"{ours['parameters'].max() / 1e6:.2f}"
+            rows.append(row)
+        row = {"Group": p["group"], "Model": p["label"], "Aug": p["aug"],
+               "Source": "paper" if p["model"] in trained else "paper (imported)", "seeds": 5}
+        for flag, column in flags.items():
+            row[column] = mean_std(p[f"{flag}_mean"], p[f"{flag}_std"])
+        row["Par (M)"] = f"{p['params_m']:.2f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def details_table(runs: pd.DataFrame, flags: dict[str, str], labels: dict[str, str],
+                     augs: dict[str, str]) -> pd.DataFrame:
+    """Per data set and model trained here: accuracy on the unrotated and the rotated test set,
+    AUC (medmnist's Evaluator) on both, the latent's relative equivariance error and epochs,
+    mean over seeds."""
+    columns = {"test_accuracy": "acc", "test_rotated_accuracy": "acc (rotated)", "test_auc": "AUC",
+               "test_rotated_auc": "AUC (rotated)",
+               "latent_equivariance_relative": "latent equivariance (rel.)",
+               "best_epoch": "best epoch", "epochs_run": "epochs run"}
+    grouped = runs.groupby(["experiment", "model"], sort=False)[list(columns)].mean().reset_index()
+    grouped["Data set"] = grouped["experiment"].map(flags)
+    grouped["Model"] = grouped["model"].map(labels).fillna(grouped["model"])
+    grouped["Aug"] = grouped["model"].map(augs).fillna("–")
+    grouped["seeds"] = runs.groupby(["experiment", "model"], sort=False)["seed"].count().values
+    order = {f: i for i, f in enumerate(flags)}
+    grouped = grouped.sort_values(["experiment", "model"], key=lambda s: s.map(order) if s.name == "experiment"
+                                  else s.map({m: i for i, m in enumerate(labels)}), ignore_index=True)
+    table = grouped.rename(columns=columns)[["Data set", "Model", "Aug", "seeds", *columns.values()]]
+    for column in ("acc", "acc (rotated)", "AUC", "AUC (rotated)", "latent equivariance (rel.)"):
+        table[column] = table[column].map(lambda v: f"{v:.3f}")
+    for column in ("best epoch", "epochs run"):
+        table[column] = table[column].map(lambda v: f"{v:.1f}".removesuffix(".0"))
+    return table
+
+
+def scorecard_rows(runs: pd.DataFrame | None, paper: pd.DataFrame, flags: dict[str, str],
+                  not_trained: dict[str, str] | None = None) -> list[dict]:
+    """Table 5: test accuracy (unrotated test set) per (model, data set)."""
+    if runs is not None and len(runs):
+        require_finite(runs, ["test_accuracy"], "the scorecard (Table 5)")
+    rows = []
+    for _, p in paper.iterrows():
+        group = "" if pd.isna(p["group"]) else str(p["group"])  # "N/A" reads as NaN
+        label = p["label"] + (f" ({group})" if group not in ("", "N/A", "S4") else "") + \
+            (" aug." if p["aug"] == "Yes" and p["model"] != "ours" else "")
+        for flag, column in flags.items():
+            ours = None if runs is None else runs[(runs["model"] == p["model"]) & (runs["experiment"] == flag)]
+            found = ours is not None and len(ours) > 0
+            rows.append(comparison_row(5, "MedMNIST3D", "test accuracy", p["model"], label, column,
+                                       (p[f"{flag}_mean"], p[f"{flag}_std"], 5),
+                                       stats(ours["test_accuracy"]) if found else None,
+                                       found and bool(ours["synthetic"].any()),
+                                       not_run_note(p["model"], found, not_trained),
+                                       (p["params_m"], params_m(ours if found else None)),
+                                       at_chance_count(ours if found else None)))
+    return rows

@@ -15,6 +15,11 @@ from approxeq.method.train import EpochViews
 # the run settings every Section 4 experiment shares
 run_settings = exploratory.run_settings
 
+# Table 2: the paper's real multiplicities of D3's irreducibles in the learned representation
+PAPER_TABLE = exploratory.PaperTable(2, "MNIST autoencoder, D3", "Table 2: MNIST autoencoder, D3 ≅ S3, d = 30",
+                                     {"trivial": ("m(trivial)", "trivial"), "sign": ("m(sign)", "sign"),
+                                      "standard": ("m(standard)", "standard")})
+
 
 def data_files(config: dict, experiment: str, group: str, seed: int) -> tuple[list[str], str]:
     """(the files the workflow makes before a run starts, the file or folder the run reads)."""

@@ -10,16 +10,21 @@ hidden×H×W latent by rotating the grid:
 (w_shift on the first predicted frame only, as the authors' code). The augmented CNN of config.yaml
 is this loss with λ = 0 (method.md; the authors' `--lambda_t=0`); `augment` instead trains the task
 term on whole rotated windows (g·x, g·y); the plain CNN trains on (x, y).
+
+Table 6 and its scorecard rows are at the end.
 """
 from __future__ import annotations
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from approxeq.algebra.velocity import rotate_grid, rotate_velocity
 from approxeq.data.smoke_data import RMSEAccumulator, rollout
 from approxeq.experiments.base import ExperimentSetup, model_network
+from approxeq.method.comparison import comparison_row, not_run_note, params_m, stats
 from approxeq.method.loss import LossWeights, method_loss
+from approxeq.method.summary import mean_std, require_finite
 from approxeq.method.train import TaskData
 from approxeq.nn.encoder_head import EncoderHead
 from approxeq.nn.registry import build_model, takes_argument
@@ -165,3 +170,66 @@ def run_settings(config: dict, experiment: str, group: str, model: str, seed: in
         "lr_decay": training["lr_decay"],
         "deterministic": config["compute"]["deterministic"],
     }
+
+
+# --- Table 6 and its scorecard rows -------------------------------------------------------------
+
+def paper_table(runs: pd.DataFrame, paper: pd.DataFrame, labels: dict[str, str], horizons: list[int],
+                test_horizon: int) -> pd.DataFrame:
+    """Table 6: RMSE on Future and Domain, mean (std) over seeds at each test horizon, beside the
+    paper's values (which use the horizon `test_horizon` of the paper's text)."""
+    require_finite(runs, [f"{split}_rmse_h{h}" for h in horizons for split in ("future", "domain")]
+                   + ["parameters"], "Table 6")
+    # a model whose latent carries no group action (the MLP) has no latent equivariance in any run
+    # ("–"); every other model must have it in every run
+    latent = "latent_equivariance_relative"
+    measured = (runs.groupby("model")[latent].transform(lambda c: c.notna().any()) if latent in runs
+                else pd.Series(False, index=runs.index))
+    require_finite(runs[measured.astype(bool)], [latent], "Table 6")
+    rows = []
+    trained = set(runs["model"])
+    for _, p in paper.iterrows():
+        if p["model"] in trained:
+            ours = runs[runs["model"] == p["model"]]
+            row = {"Model": labels.get(p["model"], p["label"]), "Aug": p["aug"], "Source": "this run",
+                   "seeds": len(ours)}
+            for h in horizons:
+                for split in ("future", "domain"):
+                    column = ours[f"{split}_rmse_h{h}"]
+                    row[f"{split.capitalize()} (h={h})"] = mean_std(column.mean(), column.std(ddof=1),
+                                                                   3, n=len(column))
+            row["Par (M)"] = f"{ours['parameters'].iloc[0] / 1e6:.2f}"
+            row["latent equivariance (rel.)"] = (f"{ours[latent].mean():.3f}" if latent in ours
+                                                 and ours[latent].notna().all() else "–")
+            rows.append(row)
+        source = "paper" if p["model"] in trained else "paper (imported)"
+        row = {"Model": p["label"], "Aug": p["aug"], "Source": source, "seeds": 5}
+        for h in horizons:
+            for split in ("future", "domain"):
+                row[f"{split.capitalize()} (h={h})"] = (mean_std(p[f"{split}_mean"], p[f"{split}_std"], 2)
+                                                        if h == test_horizon else "–")
+        row["Par (M)"] = f"{p['params_m']:.2f}"
+        row["latent equivariance (rel.)"] = "–"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def scorecard_rows(runs: pd.DataFrame | None, paper: pd.DataFrame, test_horizon: int,
+               not_trained: dict[str, str] | None = None) -> list[dict]:
+    """Table 6: RMSE on Future and Domain at the paper's test horizon, per model."""
+    keys = [f"{split}_rmse_h{test_horizon}" for split in ("future", "domain")]
+    if runs is not None and len(runs):
+        require_finite(runs, keys, "the scorecard (Table 6)")
+    rows = []
+    for _, p in paper.iterrows():
+        label = p["label"] + (" aug." if p["aug"] == "Yes" and p["model"] != "ours" else "")
+        ours = None if runs is None else runs[runs["model"] == p["model"]]
+        found = ours is not None and len(ours) > 0
+        for split in ("future", "domain"):
+            rows.append(comparison_row(6, "SMOKE", f"test RMSE (h = {test_horizon})", p["model"], label,
+                                       split.capitalize(), (p[f"{split}_mean"], p[f"{split}_std"], 5),
+                                       stats(ours[f"{split}_rmse_h{test_horizon}"]) if found else None,
+                                       found and bool("synthetic" in ours and ours["synthetic"].any()),
+                                       not_run_note(p["model"], found, not_trained),
+                                       (p["params_m"], params_m(ours if found else None))))
+    return rows

@@ -15,6 +15,10 @@ from approxeq.method.train import EpochViews
 # the run settings every Section 4 experiment shares
 run_settings = exploratory.run_settings
 
+# Table 1: the paper's counts of the snapped eigenvalues +1 and −1 of the learned W_s
+PAPER_TABLE = exploratory.PaperTable(1, "TMNIST autoencoder, C2", "Table 1: TMNIST autoencoder, C2, d = 42",
+                                     {"plus_one": ("eig 1", "+1"), "minus_one": ("eig -1", "−1")})
+
 
 def data_files(config: dict, experiment: str, group: str, seed: int) -> tuple[list[str], str]:
     """(the files the workflow makes before a run starts, the file or folder the run reads)."""

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from approxeq.method.summary import CHANCE_MARK, chance_note
 from approxeq.report.scorecard import NOT_RUN, OUTSIDE, QUICK, SYNTHETIC, WITHIN
-from approxeq.report.tables import CHANCE_MARK, chance_note
 from approxeq.runtime.identity import data_digest
 from approxeq.runtime.io import file_hash
 
