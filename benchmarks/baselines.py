@@ -3,8 +3,10 @@
 Prints figures; it is not a test and asserts nothing about time. Needs the optional escnn extra.
 
 DDMNIST (per group G): the method (C.1 CNN, 66-dim latent, λ > 0: two encoder passes and the
-latent term, as trained) against the SCNN, the RPP (its prior included) and the Restriction (regular
-fields of G, λ = 0). SMOKE: the method (C.3 ConvNet, shift term and latent term as configured)
+latent term, as trained) against the SCNN, the RPP (its prior included), the Restriction and the
+PSCNN (its KL and alignment prior included; Veefkind & Cesa's gated fields of G, λ = 0).
+MedMNIST3D (`--medmnist`, 28³ volumes, 2 classes): the method (C.2 ResNet, 48-dim latent, λ = 1
+with the shifted term, as trained) against the SCNN and RPP for SO(3) and O(3) (λ = 0). SMOKE: the method (C.3 ConvNet, shift term and latent term as configured)
 against the E2CNN, the RPP (its prior included), and Wang et al.'s MLP, Lift, RGroup and RSteer
 (RSteer's prior included) at config.yaml's sizes.
 One step = forward, loss, backward, Adam step on the same random batch, built exactly as the experiments build them
@@ -15,6 +17,7 @@ parameter counts beside the paper's Par (M).
 
     python benchmarks/baselines.py --threads 2
     python benchmarks/baselines.py --threads 1 --groups      # SMOKE only
+    python benchmarks/baselines.py --threads 2 --no-smoke --medmnist   # DDMNIST and MedMNIST3D
     python benchmarks/baselines.py --device cuda --json results/bench_baselines.json
 """
 from __future__ import annotations
@@ -41,9 +44,13 @@ from approxeq.nn.baselines import INSTALL_HINT, escnn_available
 from approxeq.nn.encoder_head import count_parameters
 from approxeq.nn.registry import build_model
 
-PAPER_PARAMS_M = {("ddmnist", "C4"): {"CNN": 0.03, "SCNN": 0.12, "RPP": 0.79, "Restriction": 0.12, "Ours": 0.03},
-                  ("ddmnist", "D1"): {"CNN": 0.03, "SCNN": 0.03, "RPP": 0.08, "Restriction": 0.33, "Ours": 0.03},
-                  ("ddmnist", "D4"): {"CNN": 0.03, "SCNN": 0.15, "RPP": 1.73, "Restriction": 0.17, "Ours": 0.03},
+PAPER_PARAMS_M = {("ddmnist", "C4"): {"CNN": 0.03, "SCNN": 0.12, "RPP": 0.79, "Restriction": 0.12, "PSCNN": 0.51,
+                                     "Ours": 0.03},
+                  ("ddmnist", "D1"): {"CNN": 0.03, "SCNN": 0.03, "RPP": 0.08, "Restriction": 0.33, "PSCNN": 0.04,
+                                     "Ours": 0.03},
+                  ("ddmnist", "D4"): {"CNN": 0.03, "SCNN": 0.15, "RPP": 1.73, "Restriction": 0.17, "PSCNN": 1.23,
+                                     "Ours": 0.03},
+                  ("medmnist", "O"): {"SCNN SO3": 0.13, "SCNN O3": 0.19, "RPP SO3": 18.30, "RPP O3": 29.30},
                   ("smoke", "C4"): {"Ours": 0.25, "E2CNN": 0.62, "RPP": 4.36, "MLP": 8.33, "Lift": 3.32,
                                     "RGroup": 1.88, "RSteer": 5.60}}
 
@@ -56,6 +63,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=64, help="DDMNIST batch (equal for both; paper 256)")
     p.add_argument("--smoke-batch-size", type=int, default=16, help="SMOKE batch (the paper's 16)")
     p.add_argument("--smoke-resolution", type=int, default=64)
+    p.add_argument("--medmnist", action="store_true", help="also MedMNIST3D (SCNN / RPP, SO(3) and O(3))")
+    p.add_argument("--medmnist-batch-size", type=int, default=8, help="MedMNIST3D batch (paper 32)")
+    p.add_argument("--no-smoke", action="store_true", help="leave SMOKE out")
     p.add_argument("--repeats", type=int, default=None, help="timed rounds (default 5 on CPU, 30 on CUDA)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps each (default 1 CPU, 5 CUDA)")
     p.add_argument("--threads", type=int, default=None)
@@ -110,7 +120,7 @@ def ddmnist_comparison(group: str, batch: int, device, repeats: int, warmup: int
     ours = build_model("ddmnist_cnn", latent="bn_elu").to(device)
     baselines = {label: build_model(name, group=group, latent="bn_elu").to(device)
                  for label, name in (("SCNN", "ddmnist_scnn"), ("RPP", "ddmnist_rpp"),
-                                     ("Restriction", "ddmnist_restriction"))}
+                                     ("Restriction", "ddmnist_restriction"), ("PSCNN", "ddmnist_pscnn"))}
     objective = {lam: method_objective(LossWeights(1.0, 0.0, lam), F.cross_entropy, input_action,
                                        latent_action, trivial_action, penalty="normalised")
                  for lam in (0.0, 1.0)}
@@ -118,6 +128,35 @@ def ddmnist_comparison(group: str, batch: int, device, repeats: int, warmup: int
     steps.update({label: make_step(model, objective[0.0], x, y, g) for label, model in baselines.items()})
     times = timed_rounds(steps, device, repeats, warmup)
     return summarise(("ddmnist", group), times, {"Ours": ours, **baselines}, batch)
+
+
+def medmnist_comparison(batch: int, device, repeats: int, warmup: int) -> dict:
+    """The C.2 ResNet with ours' Nodule3D weights (task 0.5, shift 0.5, λ 1, mse) against Table 5's
+    escnn models at config.yaml's sizes (c = 6, 48 latent fields, 2 classes), λ = 0."""
+    from approxeq.algebra.actions import volume_action
+    from approxeq.algebra.groups import octahedral
+
+    group = octahedral()
+    input_action = volume_action(group, 28).to(device)
+    rep = latent_representation(group, 48).to(device)
+
+    def latent_action(z, g):
+        return apply_matrices(rep, g, z)
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(batch, 1, 28, 28, 28, generator=generator).to(device)
+    y = torch.randint(2, (batch,), generator=generator).to(device)
+    g = torch.randint(group.order, (batch,), generator=generator).to(device)
+    ours = build_model("medmnist_resnet3d", c=6, upsample=29, latent_dim=48, n_classes=2).to(device)
+    baselines = {f"{kind} {grp}": build_model(f"medmnist_{kind.lower()}", group=grp, n_classes=2).to(device)
+                 for kind in ("SCNN", "RPP") for grp in ("SO3", "O3")}
+    objective = {lam: method_objective(LossWeights(1.0 - shift, shift, lam), F.cross_entropy, input_action,
+                                       latent_action, trivial_action)
+                 for lam, shift in ((0.0, 0.0), (1.0, 0.5))}
+    steps = {"Ours": make_step(ours, objective[1.0], x, y, g)}
+    steps.update({label: make_step(model, objective[0.0], x, y, g) for label, model in baselines.items()})
+    times = timed_rounds(steps, device, repeats, warmup)
+    return summarise(("medmnist", "O"), times, {"Ours": ours, **baselines}, batch)
 
 
 def smoke_comparison(batch: int, resolution: int, device, repeats: int, warmup: int) -> dict:
@@ -177,7 +216,10 @@ def main(argv=None) -> None:
     print(f"device {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"{repeats} rounds after {warmup} warm-up steps")
     results = [ddmnist_comparison(group, args.batch_size, device, repeats, warmup) for group in args.groups]
-    results.append(smoke_comparison(args.smoke_batch_size, args.smoke_resolution, device, repeats, warmup))
+    if args.medmnist:
+        results.append(medmnist_comparison(args.medmnist_batch_size, device, repeats, warmup))
+    if not args.no_smoke:
+        results.append(smoke_comparison(args.smoke_batch_size, args.smoke_resolution, device, repeats, warmup))
     print(f"{'experiment':<10} {'group':<5} {'model':<11} {'batch':>5} {'step (ms)':>10} "
           f"{'÷ ours':>7} {'params':>9} {'paper Par (M)':>13}")
     for r in results:

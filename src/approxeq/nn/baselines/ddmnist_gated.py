@@ -151,7 +151,7 @@ def ddmnist_pscnn(group: str, n_channels: int = 1, c: int = 6, latent_dim: int =
                   alignment_weight: float = 5.0) -> EncoderHead:
     """Table 4's PSCNN: their SteerableCNN.from_group(learn_eq=True) (networks_cnn.py 23-522 with
     `learnable_eq` on every R2Conv, one likelihood per layer: `one_eq` off, ids 0-5, lines
-    133-136), every convolution a PartialR2Conv (pscnn.py), and their KL and alignment terms with
+    128-131), every convolution a PartialR2Conv (pscnn.py), and their KL and alignment terms with
     their weights as `model.prior()` (pscnn.pscnn_prior). Parameters at c = 6, 66 latent fields:
     C4 513,844, D1 41,080, D4 1,231,816; with their 48: 509,416, 38,596, 1,226,092, what their
     code counts (Par (M) 0.51, 0.04, 1.23)."""

@@ -6,7 +6,7 @@ Cited files are QUVA-Lab/partial-escnn at commit 35ac967; docs/baselines.md says
 gives and where their code is ambiguous.
 
 What their layer computes. Their R2Conv(learnable_eq=True) (escnn2/rd_convolution.py 261-287)
-expands `LearnableRestrictedWignerEckartBasis` (escnn2/kernels/wignereckart_solver.py 392-592):
+expands `LearnableRestrictedWignerEckartBasis` (escnn2/kernels/wignereckart_solver.py 392-811):
 the restricted Wigner-Eckart basis in which the map between a harmonic's G-irrep j~ and a
 Clebsch-Gordan irrep j is not fixed to the intertwiner but is `IrrepsMapFourierBLact`'s
 (escnn2/kernels/irreps_mapping.py 600-648) c = Q · ⊕_ψ F(ψ), Q the change of basis of j~ ⊗ j and
@@ -21,9 +21,13 @@ concentrated at the identity spans all of them). p uniform (their initialisation
 irreps_mapping.py 115-124) projects κ onto the equivariant kernels: the SCNN's layer. For C4, D1
 and D4 their likelihood's band limit, min(L, N // 2) with N rotations (irreps_mapping.py 62-67),
 keeps every irrep of G, so p is any positive function on G and their Fourier transforms over the
-grid of all elements (FTSoftmaxNormalisation, kernels/fouriernonliniearity.py 231-263, 286-325)
+grid of all elements (FTSoftmaxNormalisation, kernels/fouriernonliniearity.py 231-263, 292-329)
 are exact: we compute on the elements directly. On the kernel grid the elements of a subgroup of
-D4 act by permutation, so the average is exact too.
+D4 act by permutation, so the average is exact too. Checked against their code (35ac967 on stock
+escnn 1.0.11, outside this repository): for one layer of each of C4, D1 and D4 with random weights
+and a random likelihood, their filter is this average of their filter at a likelihood concentrated
+at the identity, to 3e-7 relative (with p(g) for C4 and p(g⁻¹) for D4: a relabelling of the
+elements, under which their KL and alignment terms are unchanged).
 
 Parameters as theirs. Their restriction list appends every irrep of a harmonic's restriction once
 per distinct irrep of the tensor product (wignereckart_solver.py 471-490: the append sits inside
@@ -240,17 +244,17 @@ def _irrep_positions(representation) -> list[tuple[tuple, int]]:
 
 
 def likelihoods(model: nn.Module) -> list[GroupLikelihood]:
-    """The model's likelihoods, in layer order (their layer ids 0, 1, ...: networks_cnn.py 133-136)."""
+    """The model's likelihoods, in layer order (their layer ids 0, 1, ...: `id_generator`, networks_cnn.py 128-131)."""
     return [m for m in model.modules() if isinstance(m, GroupLikelihood)]
 
 
 def pscnn_prior(model: nn.Module, kl_weight: float = 3.0, kl_uniform_weight: float = 3.0,
                 alignment_weight: float = 5.0) -> torch.Tensor:
-    """Their loss terms beside the task's (experiments/double_mnist.py 245-258): kl_uniform_weight ×
+    """Their loss terms beside the task's (experiments/double_mnist.py 252-262): kl_uniform_weight ×
     KL(p_0 ‖ uniform) / n + kl_weight × Σ_l KL(p_l ‖ p_(l−1), held constant) / n (`get_kl_loss`,
-    experiments/util.py 143-155: layer 0 against the uniform likelihood, each later layer against
+    experiments/util.py 142-154: layer 0 against the uniform likelihood, each later layer against
     the one before, n the number of layers) + alignment_weight × Σ_l (max l_l − l_l(e))
-    (`get_shift_loss`, util.py 158-164). Weights: their script's defaults `-kl` 3, `-kl_U` 3,
+    (`get_shift_loss`, util.py 157-163). Weights: their script's defaults `-kl` 3, `-kl_U` 3,
     `-align` 5 (double_mnist.py 767-786)."""
     layers = likelihoods(model)
     n = len(layers)
