@@ -44,7 +44,7 @@ def test_full_dry_run_lists_every_run(tmp_path):
     # + the latent study's D4 seed-0 variants of ours (3 placements × 2 penalties, one is `ours`);
     # the paper configuration has no classification data set of a user's
     medmnist_models = len(yaml.safe_load((ROOT / "config.yaml").read_text())["medmnist"]["models"])
-    assert counts["train"] == 3 * 5 * 5 + 3 * 5 + 9 * 5 + 3 * medmnist_models * 5 + 5
+    assert counts["train"] == 3 * 6 * 5 + 3 * 5 + 9 * 5 + 3 * medmnist_models * 5 + 5  # DDMNIST: 6 models
     assert "evaluate" not in counts  # a training job evaluates its run into metrics.json
     assert counts["fetch_medmnist"] == 3
     assert counts["decompose"] == 15  # 5 runs for each of the three exploratory experiments
