@@ -144,6 +144,15 @@ def test_parameter_counts_are_theirs_and_table_4s():
         assert abs(PARAMETERS_66[group] / 1e6 - paper) <= 0.05 * paper, group
 
 
+def test_every_subgroup_of_d4_builds_with_a_likelihood_on_all_of_it():
+    """Their band limit keeps every irrep of a subgroup of D4: |G| Fourier coefficients per layer."""
+    for group, order in (("C1", 1), ("C2", 2), ("D2", 4)):
+        model = ddmnist_pscnn(group, c=1, latent_dim=4).eval()
+        assert {len(layer.theta) for layer in likelihoods(model)} == {order}
+        with torch.no_grad():
+            assert model(canvas(15, batch=2)).shape == (2, 100)
+
+
 def test_registered_and_every_convolution_is_learnable():
     assert BASELINE_BUILDERS["ddmnist_pscnn"] is ddmnist_pscnn
     model = ddmnist_pscnn("C4", c=1, latent_dim=4, initialize=False)
