@@ -33,6 +33,19 @@ def test_ddmnist_settings_take_the_groups_lr_and_lambda_and_the_models_latent(co
     assert run_settings(config, "ddmnist", "C4", "scnn", 0, "x.npz")["network"]["name"] == "ddmnist_scnn"
 
 
+def test_a_ddmnist_model_may_train_for_its_own_number_of_epochs(config):
+    import copy
+
+    own = copy.deepcopy(config)
+    own["ddmnist"]["models"]["scnn"]["epochs"] = 1
+    validate_config(own, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
+    assert run_settings(own, "ddmnist", "D1", "scnn", 0, "x.npz")["epochs"] == 1
+    assert run_settings(own, "ddmnist", "D1", "cnn", 0, "x.npz")["epochs"] == config["ddmnist"]["training"]["epochs"]
+    own["ddmnist"]["models"]["scnn"]["epochs"] = 0
+    with pytest.raises(Exception, match="epochs"):
+        validate_config(own, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
+
+
 def test_medmnist_augments_per_epoch_only_the_models_marked_augmented(config):
     per_epoch = {model: run_settings(config, "organmnist3d", "O", model, 0, "resources/medmnist")
                  ["augmentation"]["per_epoch"] for model in ("cnn", "cnn_aug", "ours")}

@@ -146,7 +146,7 @@ def run_settings(config: dict, experiment: str, group: str, model: str, seed: in
         "augmentation": dict(ddm["augmentation"]),
         "normalisation": dict(ddm["normalisation"]),
         "batch_size": training["batch_size"],
-        "epochs": training["epochs"],
+        "epochs": settings.get("epochs", training["epochs"]),
         "patience": training["patience"],
         "weight_decay": training["weight_decay"],
         "deterministic": config["compute"]["deterministic"],
