@@ -78,3 +78,20 @@ def test_the_domain_decides_what_a_name_means():
 def test_a_group_that_does_not_act_exactly_is_refused_with_what_does(name, domain, message):
     with pytest.raises(GroupError, match=message):
         symmetry(name, domain)
+
+
+@pytest.mark.parametrize("name, gspace, trivial", [
+    ("C1", ("rot2dOnR2", {"N": 1}), 1), ("C2", ("rot2dOnR2", {"N": 2}), 1),
+    ("C4", ("rot2dOnR2", {"N": 4}), 1), ("D1", ("flip2dOnR2", {"axis": 0.0}), 1),
+    ("D2", ("flipRot2dOnR2", {"N": 2, "axis": 0.0}), (None, 1)),
+    ("D4", ("flipRot2dOnR2", {"N": 4, "axis": 0.0}), (None, 1)),
+])
+def test_a_planar_group_owns_its_escnn_gspace_and_trivial_subgroup(name, gspace, trivial):
+    acting = symmetry(name, "image")
+    assert acting.escnn_gspace == gspace and acting.trivial_subgroup_id == trivial
+    assert acting.rotations == gspace[1].get("N", 1)
+
+
+def test_a_volume_group_has_no_planar_gspace():
+    with pytest.raises(GroupError, match="planar groups only"):
+        symmetry("O", "volume").escnn_gspace

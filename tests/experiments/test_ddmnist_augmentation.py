@@ -18,6 +18,7 @@ from approxeq.data.ddmnist import (
 )
 from approxeq.experiments import setup_experiment
 from approxeq.method.train import TrainConfig, augment_generator
+from approxeq.nn.baselines import escnn_available
 
 CANVAS = Canvas()
 # Relative L2 distance between the artefact transform and the exact action of the same element on
@@ -161,3 +162,27 @@ def test_normalisation_maps_every_split_through_the_same_affine_map(ddmnist_file
     g = torch.arange(16) % plain.data.group_order
     action = pair_action("D1", CANVAS)
     assert torch.equal(normalised.data.prepare(action(x, g)), action(normalised.data.prepare(x), g))
+
+
+@pytest.mark.skipif(not escnn_available(), reason="escnn not installed")
+def test_a_steerable_baseline_is_built_from_the_group_the_run_read_once(ddmnist_files, monkeypatch):
+    """The run's group name is read once (setup); the escnn baseline receives that Symmetry and
+    takes its gspace and trivial subgroup from it, not from the name again."""
+    from approxeq.algebra.symmetry import Symmetry
+    from approxeq.nn import registry
+
+    received = []
+    build = registry.MODEL_BUILDERS["ddmnist_restriction"]
+
+    def recording(group, **kwargs):
+        received.append(group)
+        return build(group, **kwargs)
+
+    monkeypatch.setitem(registry.MODEL_BUILDERS, "ddmnist_restriction", recording)
+    run = {**run_settings(ddmnist_files["D1"], "D1", equivariance=0.0), "model": "restriction",
+           "network": {"name": "ddmnist_restriction", "c": 1, "latent_dim": 4, "n_classes": 100}}
+    setup = setup_experiment(run, torch.device("cpu"))
+    (group,) = received
+    assert isinstance(group, Symmetry) and group.name == "D1" and group.order == 2
+    by_name = build("D1", c=1, latent_dim=4, n_classes=100, latent="bn_elu")
+    assert sum(p.numel() for p in setup.model.parameters()) == sum(p.numel() for p in by_name.parameters())

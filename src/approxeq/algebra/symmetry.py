@@ -20,6 +20,7 @@ from approxeq.algebra.actions import (
     PLANAR_GROUPS,
     PermutationAction,
     image_action,
+    planar_parameters,
     volume_permutations,
 )
 from approxeq.algebra.groups import (
@@ -117,6 +118,37 @@ class Symmetry:
         if self.domain == "image":
             return image_action(self.group, size)
         return PermutationAction(volume_permutations(self.matrices, size), (size,) * 3)
+
+    @property
+    def escnn_gspace(self) -> tuple[str, dict]:
+        """escnn's gspace of this group on the plane, as (the `escnn.gspaces` builder, its arguments),
+        in our conventions (actions.planar_elements): C_n's generator is torch.rot90 by 4/n quarter
+        turns, the reflection torch.flip(x, (-2,)), escnn's with axis 0. Data, not the gspace: escnn
+        is an optional package, imported where a network is built (nn/baselines/common.py)."""
+        self._require_image("an escnn gspace")
+        n, reflections = planar_parameters(self.group)
+        if not reflections:
+            return "rot2dOnR2", {"N": n}
+        return ("flip2dOnR2", {"axis": 0.0}) if n == 1 else ("flipRot2dOnR2", {"N": n, "axis": 0.0})
+
+    @property
+    def trivial_subgroup_id(self):
+        """escnn's id of the trivial subgroup of escnn_gspace's fibre group (Veefkind & Cesa's
+        `restrict_id`): 1 for C_n and for the flip group D1, (None, 1) for D_n with n > 1 (no
+        reflection, rotations of order 1)."""
+        self._require_image("an escnn subgroup id")
+        n, reflections = planar_parameters(self.group)
+        return (None, 1) if reflections and n > 1 else 1
+
+    @property
+    def rotations(self) -> int:
+        """N, the number of rotations (planar groups)."""
+        self._require_image("a rotation count")
+        return planar_parameters(self.group)[0]
+
+    def _require_image(self, what: str) -> None:
+        if self.domain != "image":
+            raise GroupError(f"{what} is defined here for planar groups only, not {self}")
 
     def __str__(self) -> str:
         return f"{self.name} on {self.domain}s"

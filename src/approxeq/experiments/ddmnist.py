@@ -197,7 +197,8 @@ def setup(run: dict, device: torch.device) -> ExperimentSetup:
     x_train, y_train = tensors("train")
     x_val, y_val = tensors("val")
     x_test, y_test = tensors("test")
-    per_group = {"group": group} if takes_group(network["name"]) else {}  # a steerable baseline
+    # a steerable baseline gets the group object read above (its escnn gspace and trivial subgroup)
+    per_group = {"group": acting} if takes_group(network["name"]) else {}
     model = build_model(network["name"], latent=placement, **per_group,
                         **{k: v for k, v in network.items() if k != "name"})
     objective = method_objective(LossWeights(**run["weights"]), F.cross_entropy, input_action,

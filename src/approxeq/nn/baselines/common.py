@@ -10,8 +10,7 @@ import warnings
 import torch
 from torch import nn
 
-from approxeq.algebra.actions import planar_parameters
-from approxeq.algebra.groups import group_from_name
+from approxeq.algebra.symmetry import Symmetry, symmetry
 
 INSTALL_HINT = ("escnn (the `baselines` extra) is not installed in this environment. Install it "
                 "with `envs/install_baselines.sh` (./install.sh runs it; no Fortran compiler needed)")
@@ -52,23 +51,23 @@ def _escnn():
     return gspaces, enn
 
 
-def planar_gspace(group: str):
-    """escnn's gspace of `group`, any subgroup of D4 by name (C1, C2, C4, D1, D2, D4), acting on the
-    plane with our conventions (actions.planar_elements, actions.image_action): C_n's generator is
-    torch.rot90 by 4/n quarter turns; the reflection is torch.flip(x, (-2,)), escnn's with axis 0."""
+def as_symmetry(group: Symmetry | str) -> Symmetry:
+    """A builder's group: the Symmetry a training job read from its run's group once, or a name (a
+    library call, a test) read here into one; any subgroup of D4 acting on images."""
+    return group if isinstance(group, Symmetry) else symmetry(group, "image")
+
+
+def planar_gspace(group: Symmetry | str):
+    """escnn's gspace of `group` (Symmetry.escnn_gspace: any subgroup of D4, our conventions)."""
     gspaces, _ = _escnn()
-    n, reflections = planar_parameters(group_from_name(group))
-    if not reflections:
-        return gspaces.rot2dOnR2(n)
-    return gspaces.flip2dOnR2(axis=0.0) if n == 1 else gspaces.flipRot2dOnR2(n, axis=0.0)
+    builder, arguments = as_symmetry(group).escnn_gspace
+    return getattr(gspaces, builder)(**arguments)
 
 
-def trivial_subgroup_id(group: str):
-    """escnn's id of the trivial subgroup of planar_gspace(group)'s fibre group (Veefkind & Cesa's
-    `restrict_id`): 1 for C_n and for the flip group D1, (None, 1) for D_n with n > 1 (no reflection,
-    rotations of order 1)."""
-    n, reflections = planar_parameters(group_from_name(group))
-    return (None, 1) if reflections and n > 1 else 1
+def trivial_subgroup_id(group: Symmetry | str):
+    """escnn's id of the trivial subgroup of planar_gspace(group)'s fibre group
+    (Symmetry.trivial_subgroup_id)."""
+    return as_symmetry(group).trivial_subgroup_id
 
 
 def gated(gs, fields: int, band_limit: int):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from approxeq.algebra.symmetry import Symmetry
 from approxeq.nn.baselines.common import (
     RPPBlock,
     Steerable,
@@ -50,7 +51,7 @@ def _encoder_head(body: list, latent_dim: int, n_classes: int, upsample: int | N
     return EncoderHead(nn.Sequential(*layers[:split]), nn.Sequential(*layers[split:]), latent_dim)
 
 
-def steerable_body(group: str, n_channels: int, c: int, latent_dim: int,
+def steerable_body(group: Symmetry | str, n_channels: int, c: int, latent_dim: int,
                    restrict_after: int | None = None):
     """(input field type, escnn SequentialModule) of the SCNN: LAYER_PLAN with R2Conv,
     InnerBatchNorm and ELU on regular fields, then a 1×1 R2Conv to `latent_dim` regular fields
@@ -86,7 +87,7 @@ def steerable_body(group: str, n_channels: int, c: int, latent_dim: int,
     return t_in, enn.SequentialModule(*modules)
 
 
-def ddmnist_scnn_regular(group: str, n_channels: int = 1, c: int = 6, latent_dim: int = 66,
+def ddmnist_scnn_regular(group: Symmetry | str, n_channels: int = 1, c: int = 6, latent_dim: int = 66,
                  n_classes: int = 100, upsample: int = 57, latent: str = "conv") -> EncoderHead:
     """SCNN for DDMNIST (package docstring); `latent` splits encoder and head exactly as in
     networks.ddmnist_cnn (the group-pooled 1×1 conv output, after BatchNorm1d, or after its ELU)."""
@@ -95,7 +96,7 @@ def ddmnist_scnn_regular(group: str, n_channels: int = 1, c: int = 6, latent_dim
     return _encoder_head([Steerable(t_in, body)], latent_dim, n_classes, upsample, latent)
 
 
-def ddmnist_restriction_regular(group: str, n_channels: int = 1, c: int = 6, latent_dim: int = 66,
+def ddmnist_restriction_regular(group: Symmetry | str, n_channels: int = 1, c: int = 6, latent_dim: int = 66,
                         n_classes: int = 100, upsample: int = 57,
                         latent: str = "conv") -> EncoderHead:
     """Restriction for DDMNIST: the SCNN with its features restricted to the trivial subgroup of G
@@ -126,7 +127,7 @@ def ddmnist_restriction_regular(group: str, n_channels: int = 1, c: int = 6, lat
     return _encoder_head([Steerable(t_in, body)], latent_dim, n_classes, upsample, latent)
 
 
-def ddmnist_rpp_regular(group: str, n_channels: int = 1, c: int = 6, latent_dim: int = 66,
+def ddmnist_rpp_regular(group: Symmetry | str, n_channels: int = 1, c: int = 6, latent_dim: int = 66,
                 n_classes: int = 100, upsample: int = 57, latent: str = "conv",
                 plain_weight: float = 1e-3, equivariant_weight: float = 1e-5) -> EncoderHead:
     """RPP for DDMNIST: the SCNN with every convolution (the 1×1 included) an RPPBlock, an escnn

@@ -30,12 +30,12 @@ latent_dim 48 the counts are theirs and the paper's Par (M) (tests/nn/test_basel
 """
 from __future__ import annotations
 
-from approxeq.algebra.actions import planar_parameters
-from approxeq.algebra.groups import group_from_name
+from approxeq.algebra.symmetry import Symmetry
 from approxeq.nn.baselines.common import (
     RPPBlock,
     Steerable,
     _escnn,
+    as_symmetry,
     attach_rpp_prior,
     gated,
     planar_gspace,
@@ -53,13 +53,13 @@ RESTRICT_AFTER = 3                              # before block 5 (index 4)
 SIGMA = 0.66
 
 
-def band_limit(group: str) -> int:
+def band_limit(group: Symmetry | str) -> int:
     """Their L: min(4, max(N // 2, 1)) with N rotations, 0 where N is 1 (C1, D1)."""
-    n, _ = planar_parameters(group_from_name(group))
+    n = as_symmetry(group).rotations
     return min(4, max(n // 2, 1)) if n > 1 else 0
 
 
-def _layers(group: str, n_channels: int, c: int, latent_dim: int, upsample: int,
+def _layers(group: Symmetry | str, n_channels: int, c: int, latent_dim: int, upsample: int,
             restrict: bool, rpp: bool, initialize: bool = True, learnable: bool = False):
     """The network from the input to the 1×1 convolution, as a list of modules on plain tensors
     (one Steerable per escnn stage; RPPBlocks where `rpp`; with `learnable`, PSCNN's
@@ -108,7 +108,7 @@ def _layers(group: str, n_channels: int, c: int, latent_dim: int, upsample: int,
     return layers
 
 
-def ddmnist_scnn(group: str, n_channels: int = 1, c: int = 6, latent_dim: int = 66,
+def ddmnist_scnn(group: Symmetry | str, n_channels: int = 1, c: int = 6, latent_dim: int = 66,
                  n_classes: int = 100, upsample: int = 57, latent: str = "conv",
                  initialize: bool = True) -> EncoderHead:
     """Table 4's SCNN: Veefkind & Cesa's SteerableCNN (module docstring); `latent` splits encoder
@@ -120,7 +120,7 @@ def ddmnist_scnn(group: str, n_channels: int = 1, c: int = 6, latent_dim: int = 
     return _encoder_head(body, latent_dim, n_classes, None, latent)
 
 
-def ddmnist_restriction(group: str, n_channels: int = 1, c: int = 6, latent_dim: int = 66,
+def ddmnist_restriction(group: Symmetry | str, n_channels: int = 1, c: int = 6, latent_dim: int = 66,
                         n_classes: int = 100, upsample: int = 57, latent: str = "conv",
                         initialize: bool = True) -> EncoderHead:
     """Table 4's Restriction: their SteerableCNN(restrict=True), restricted to the trivial
@@ -133,7 +133,7 @@ def ddmnist_restriction(group: str, n_channels: int = 1, c: int = 6, latent_dim:
     return _encoder_head(body, latent_dim, n_classes, None, latent)
 
 
-def ddmnist_rpp(group: str, n_channels: int = 1, c: int = 6, latent_dim: int = 66,
+def ddmnist_rpp(group: Symmetry | str, n_channels: int = 1, c: int = 6, latent_dim: int = 66,
                 n_classes: int = 100, upsample: int = 57, latent: str = "conv",
                 plain_weight: float = 1e-3, equivariant_weight: float = 1e-5) -> EncoderHead:
     """Table 4's RPP: their SteerableRPP (module docstring), with their L2 prior on both paths as
@@ -145,7 +145,7 @@ def ddmnist_rpp(group: str, n_channels: int = 1, c: int = 6, latent_dim: int = 6
     return attach_rpp_prior(model, plain_weight=plain_weight, equivariant_weight=equivariant_weight)
 
 
-def ddmnist_pscnn(group: str, n_channels: int = 1, c: int = 6, latent_dim: int = 66,
+def ddmnist_pscnn(group: Symmetry | str, n_channels: int = 1, c: int = 6, latent_dim: int = 66,
                   n_classes: int = 100, upsample: int = 57, latent: str = "conv", initialize: bool = True,
                   kl_weight: float = 3.0, kl_uniform_weight: float = 3.0,
                   alignment_weight: float = 5.0) -> EncoderHead:
