@@ -179,11 +179,11 @@ def test_full_dry_run_lists_every_training_job():
     result = dry_run()
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
     counts = job_counts(result.stdout)
-    # DDMNIST 3 groups × 5 models (CNN, ours, SCNN, RPP, Restriction) × 5 seeds + 3 exploratory
+    # DDMNIST 3 groups × 6 models (CNN, ours, SCNN, RPP, Restriction, PSCNN) × 5 seeds + 3 exploratory
     # experiments × 5 seeds + 9 SMOKE models × 5 seeds
     # + 3 MedMNIST3D data sets × its models × 5 seeds + the latent study's 5 variants of ours on D4 seed 0
     medmnist_models = len(load(ROOT / "config.yaml")["medmnist"]["models"])
-    assert counts["train"] == 3 * 5 * 5 + 3 * 5 + 9 * 5 + 3 * medmnist_models * 5 + 5 == expected_train_jobs()
+    assert counts["train"] == 3 * 6 * 5 + 3 * 5 + 9 * 5 + 3 * medmnist_models * 5 + 5 == expected_train_jobs()
     assert "results/runs/ddmnist/D4/ours/seed4/metrics.json" in result.stdout  # written by train
     assert "results/runs/ddmnist/D4/ours/seed4/model.pt" in result.stdout
 
