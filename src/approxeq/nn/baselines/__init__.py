@@ -2,8 +2,9 @@
 
 Layout: `common` (escnn import, gspaces, Steerable, gated fields, RPPSum / RPPBlock and the RPP
 prior), `ddmnist` (Table 4 on regular fields), `ddmnist_gated` (Table 4 as Veefkind & Cesa's: the
-configured rows), `pscnn` (PSCNN's learnable-equivariance layer and prior), `smoke` (Table 6), `medmnist` (Table 5). Each
-model module lists its builders in ESCNN_BUILDERS (need escnn) and TORCH_BUILDERS (plain PyTorch).
+configured rows), `pscnn` (PSCNN's learnable-equivariance layer and prior), `smoke` (Table 6),
+`medmnist` (Table 5), `pscnn3d` and `so3_fourier` (Table 5's PSCNN). Each model module lists its
+builders in ESCNN_BUILDERS (need escnn) and TORCH_BUILDERS (plain PyTorch).
 
 escnn is an optional extra (`envs/install_baselines.sh`); it is imported only when a baseline is
 built, so the package works without it. Every builder returns the same `EncoderHead` as the
@@ -36,6 +37,10 @@ initialisation: the SCNN), with their KL and alignment terms as `model.prior()`.
 MedMNIST3D SCNN and RPP for SO(3) and O(3) (`medmnist_scnn`, `medmnist_rpp`, argument `group`
 "SO3" or "O3"): Veefkind & Cesa's `SteerableCNN3DResnet` and `SteerableRPP3DResnet` (their
 networks/networks_cnn.py) with escnn R3Convs on gated band-limited fields; details in medmnist.py.
+MedMNIST3D PSCNN (`medmnist_pscnn`, group "SO3" or "O3"; pscnn3d.py on so3_fourier.py): their
+SteerableCNN3DResnet with `learn_eq`: six convolutions PartialR3Convs, whose filter is the average of
+a band-limited kernel's transforms under a learned likelihood over SO(3) / O(3) (three, uniform at
+initialisation: the SCNN), with their KL and alignment terms as `model.prior()`.
 
 SMOKE E2CNN (`smoke_e2cnn`): the C.3 ConvNet with C4-regular hidden fields; input the 10 frames of
 velocity as 10 vector fields (C4's frequency-1 irrep), output one vector field, as
@@ -58,7 +63,7 @@ SMOKE MLP (`smoke_mlp`, plain PyTorch): their `MLPNet`; its latent has no group 
 """
 from __future__ import annotations
 
-from approxeq.nn.baselines import ddmnist, ddmnist_gated, medmnist, smoke
+from approxeq.nn.baselines import ddmnist, ddmnist_gated, medmnist, pscnn3d, smoke
 from approxeq.nn.baselines.common import (
                                           INSTALL_HINT,
                                           BaselineUnavailable,
@@ -78,6 +83,7 @@ from approxeq.nn.baselines.ddmnist import (
 from approxeq.nn.baselines.ddmnist_gated import ddmnist_pscnn, ddmnist_restriction, ddmnist_rpp, ddmnist_scnn
 from approxeq.nn.baselines.medmnist import medmnist_rpp, medmnist_scnn
 from approxeq.nn.baselines.pscnn import GroupLikelihood, PartialR2Conv, attach_pscnn_prior, pscnn_prior
+from approxeq.nn.baselines.pscnn3d import PartialR3Conv, medmnist_pscnn
 from approxeq.nn.baselines.smoke import (
                                           SwapComponents,
                                           e2cnn_latent_action,
@@ -90,15 +96,15 @@ from approxeq.nn.baselines.smoke import (
 )
 
 # builders that need escnn (network_problem says how to install it) and those that do not
-_MODULES = (ddmnist, ddmnist_gated, smoke, medmnist)
+_MODULES = (ddmnist, ddmnist_gated, smoke, medmnist, pscnn3d)
 BASELINE_BUILDERS = {name: b for module in _MODULES for name, b in module.ESCNN_BUILDERS.items()}
 TORCH_BASELINE_BUILDERS = {name: b for module in _MODULES for name, b in module.TORCH_BUILDERS.items()}
 
 __all__ = ["INSTALL_HINT", "BaselineUnavailable", "RPPBlock", "RPPSum", "Steerable", "attach_rpp_prior",
            "escnn_available", "planar_gspace", "rpp_prior",
-           "GroupLikelihood", "PartialR2Conv", "attach_pscnn_prior", "pscnn_prior",
+           "GroupLikelihood", "PartialR2Conv", "PartialR3Conv", "attach_pscnn_prior", "pscnn_prior",
            "ddmnist_scnn", "ddmnist_rpp", "ddmnist_restriction", "ddmnist_pscnn", "ddmnist_scnn_regular",
-           "ddmnist_rpp_regular", "ddmnist_restriction_regular", "medmnist_scnn", "medmnist_rpp",
+           "ddmnist_rpp_regular", "ddmnist_restriction_regular", "medmnist_scnn", "medmnist_rpp", "medmnist_pscnn",
            "SwapComponents", "e2cnn_latent_action", "smoke_e2cnn", "smoke_rpp",
            "smoke_rgroup", "smoke_rsteer", "smoke_lift", "smoke_mlp",
            "BASELINE_BUILDERS", "TORCH_BASELINE_BUILDERS"]

@@ -33,8 +33,9 @@ invariant to every element of O to float precision, and the O(3) model also to r
 grid (tests/nn/test_baselines_medmnist.py); RPP only when its plain path is zero.
 
 Parameter counts at the paper's size (c = 6, 48 latent fields; tests pin them): within 1 % of
-Table 5's Par (M) (docs/baselines.md). Not ported: FieldDropout (their dropout default is 0), the
-learnable-equivariance arguments (PSCNN; off in their SCNN and RPP rows).
+Table 5's Par (M) (docs/baselines.md). Not ported: FieldDropout (their dropout default is 0). Their
+learnable-equivariance arguments (off in their SCNN and RPP rows) are the PSCNN of pscnn3d.py, built on
+this plan (`_Plan.conv`'s `layer`).
 """
 from __future__ import annotations
 
@@ -52,6 +53,10 @@ GROUPS = {"SO3": ("rot3dOnR3", 3), "O3": ("flipRot3dOnR3", 2)}
 BLOCKS = ((1, 7, 1, 2, lambda L: min(2, L)), (2, 5, 1, 2, lambda L: min(3, L)),
           (4, 3, 2, 1, lambda L: L), (6, 3, 2, 2, lambda L: L), (6, 3, 1, 1, lambda L: min(2, L)))
 SIGMA = 0.66  # their antialiased pooling (a 5³ Gaussian filter in escnn)
+# block → the learnable-equivariance layer id of its convolution (and of the skip ending there) in
+# their PSCNN (`learnable_eq=True` with layer_id id_generator(0) at block 2 and skip 1, id_generator(1)
+# at block 4 and skip 2, lines 1352-1456; block 6 and skip 3 take id 2, 1528-1554); pscnn3d.py
+LEARNABLE = {1: 0, 3: 1}
 
 
 def gspace_3d(group: str, band_limit: int | None = None):
@@ -88,17 +93,19 @@ class _Plan:
         """Block k: R3Conv, IIDBatchNorm3d, gated activation (their block_1 ... block_5)."""
         _, kernel, stride, padding, _ = BLOCKS[k]
         act = self.acts[k]
-        return [self.conv(t_in, act.in_type, kernel, stride=stride, padding=padding),
+        return [self.conv(t_in, act.in_type, kernel, stride=stride, padding=padding, layer=LEARNABLE.get(k)),
                 self.enn.IIDBatchNorm3d(act.in_type), act]
 
     def skip(self, k: int, t_in, kernel: int, padding: int):
         """A skip connection's R3Conv to block k's fields and block k's activation."""
         act = self.acts[k]
-        return [self.conv(t_in, act.in_type, kernel, padding=padding), act]
+        return [self.conv(t_in, act.in_type, kernel, padding=padding, layer=LEARNABLE.get(k)), act]
 
-    def conv(self, t_in, t_out, kernel: int, **kwargs):
+    def conv(self, t_in, t_out, kernel: int, layer: int | None = None, **kwargs):
         """escnn's R3Conv; without `initialize`, escnn's generalised He initialisation (most of a
-        build's time) is skipped: for a model whose weights are loaded or only counted."""
+        build's time) is skipped: for a model whose weights are loaded or only counted. `layer`: the
+        learnable-equivariance layer id their PSCNN gives this convolution (None: not learnable), used
+        by pscnn3d's plan, ignored here."""
         return self.enn.R3Conv(t_in, t_out, kernel, initialize=self.initialize, **kwargs)
 
     def pool(self, t, stride: int, padding: int):
@@ -117,8 +124,8 @@ def equivariant_blocks(p: _Plan) -> list[nn.Module]:
                                    *p.conv_block(3, p.out[2])),
                        p.steerable(t2, p.pool(t2, 2, 0), *p.skip(3, t2, 3, padding=0)))
     block_3 = Residual(p.steerable(t4, *p.conv_block(4, t4), p.pool(p.out[4], 1, 1),
-                                   p.conv(p.out[4], p.t_latent, 1, bias=False)),
-                       p.steerable(t4, p.conv(t4, p.t_latent, 3, padding=0)))
+                                   p.conv(p.out[4], p.t_latent, 1, bias=False, layer=2)),
+                       p.steerable(t4, p.conv(t4, p.t_latent, 3, padding=0, layer=2)))
     return [block_1, block_2, block_3]
 
 

@@ -53,6 +53,8 @@ class GroupLikelihood(nn.Module):
     mean over G), θ = (1, 0, ..., 0) at initialisation (uniform: irreps_mapping.py 117-124),
     p = exp(l) / mean_g exp(l) (their `softmax`, fouriernonliniearity.py 275-290)."""
 
+    is_group_likelihood = True  # found by `likelihoods` (as so3_fourier.RotationLikelihood)
+
     def __init__(self, group):
         super().__init__()
         self.elements = list(group.elements)
@@ -245,7 +247,7 @@ def _irrep_positions(representation) -> list[tuple[tuple, int]]:
 
 def likelihoods(model: nn.Module) -> list[GroupLikelihood]:
     """The model's likelihoods, in layer order (their layer ids 0, 1, ...: `id_generator`, networks_cnn.py 128-131)."""
-    return [m for m in model.modules() if isinstance(m, GroupLikelihood)]
+    return [m for m in model.modules() if getattr(m, "is_group_likelihood", False)]
 
 
 def pscnn_prior(model: nn.Module, kl_weight: float = 3.0, kl_uniform_weight: float = 3.0,
