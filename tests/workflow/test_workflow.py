@@ -61,7 +61,7 @@ def test_full_dry_run_lists_every_run(tmp_path):
             assert f"results/runs/smoke/C4/{model}/seed{seed}/metrics.json" in result.stdout
     assert "results/data/smoke/sim_36.npz" in result.stdout
     for flag in ("nodulemnist3d", "synapsemnist3d", "organmnist3d"):
-        for model in ("cnn", "cnn_aug", "ours"):
+        for model in ("cnn", "cnn_aug", "ours", "pscnn_so3", "pscnn_o3"):  # PSCNN: trained, not imported
             assert f"results/runs/{flag}/O/{model}/seed4/metrics.json" in result.stdout
     for experiment, group in (("tmnist", "C2"), ("mnist_d3", "D3"), ("cifar10", "C4")):
         for seed in range(5):
@@ -203,7 +203,7 @@ ESCNN_STUB = 'raise ImportError("escnn is hidden by the test: an environment wit
 ESCNN_MODELS = {"ddmnist": {"scnn": "SCNN", "rpp": "RPP", "restriction": "Restriction", "pscnn": "PSCNN"},
                 "smoke": {"e2cnn": "E2CNN", "rpp": "RPP", "lift": "Lift", "rsteer": "RSteer"},
                 "medmnist": {"scnn_so3": "SCNN (SO(3))", "scnn_o3": "SCNN (O(3))", "rpp_so3": "RPP (SO(3))",
-                             "rpp_o3": "RPP (O(3))"}}
+                             "rpp_o3": "RPP (O(3))", "pscnn_so3": "PSCNN (SO(3))", "pscnn_o3": "PSCNN (O(3))"}}
 NOT_BUILDABLE_WARNING = "Not trained in this environment"
 INSTALL_COMMAND = "envs/install_baselines.sh"
 PHASE_ONE_OUTPUTS = ("results/quick/tables/table4.csv", "results/quick/tables/table4.html",

@@ -157,6 +157,21 @@ def _flat_irreps(name: str, L: int, elements: list, scale: bool) -> np.ndarray:
     return np.concatenate(columns, axis=1)
 
 
+@functools.lru_cache(maxsize=None)
+def _likelihood_tables(name: str, L: int, L_out: int) -> tuple[np.ndarray, ...]:
+    """(quadrature weights, logit basis on the grid, on the identity and near it, irreps of degree ≤ L_out
+    on the grid): a function of the group and band limits alone, shared by every likelihood."""
+    elements, weights = quadrature(name)
+    extra = [group_of(name).identity] + _near_identity(name)
+    G, top = group_of(name), max(L, L_out)
+    on_grid = _flat_irreps(name, top, elements, False)
+    sizes = [G.irrep(*i).size for i in band_limited_irreps(name, top)]
+    scale = np.concatenate([np.full(d * d, np.sqrt(d)) for d in sizes])
+    n_logit = sum(G.irrep(*i).size ** 2 for i in band_limited_irreps(name, L))
+    n_out = sum(G.irrep(*i).size ** 2 for i in band_limited_irreps(name, L_out))
+    return (weights, (on_grid * scale)[:, :n_logit], _flat_irreps(name, L, extra, True), on_grid[:, :n_out])
+
+
 class RotationLikelihood(nn.Module):
     """A learnable likelihood p over SO(3) or O(3) (module docstring): logits of band limit L, Fourier
     coefficients F(ψ) of band limit L_out, both by quadrature; uniform at initialisation."""
@@ -167,16 +182,9 @@ class RotationLikelihood(nn.Module):
         super().__init__()
         self.name, self.L, self.L_out = name, L, L_out
         G = group_of(name)
-        elements, weights = quadrature(name)
-        extra = [G.identity] + _near_identity(name)
-        f32 = dict(dtype=torch.float32)
-        self.register_buffer("weights", torch.tensor(weights, **f32), persistent=False)
-        self.register_buffer("logit_basis", torch.tensor(_flat_irreps(name, L, elements, True), **f32),
-                             persistent=False)
-        self.register_buffer("logit_basis_extra", torch.tensor(_flat_irreps(name, L, extra, True), **f32),
-                             persistent=False)
-        self.register_buffer("irreps_at", torch.tensor(_flat_irreps(name, L_out, elements, False), **f32),
-                             persistent=False)
+        for key, table in zip(("weights", "logit_basis", "logit_basis_extra", "irreps_at"),
+                              _likelihood_tables(name, L, L_out)):
+            self.register_buffer(key, torch.tensor(table, dtype=torch.float32), persistent=False)
         self.irreps = band_limited_irreps(name, L_out)
         self.sizes = [G.irrep(*i).size for i in self.irreps]
         theta = torch.zeros(self.logit_basis.shape[1])
