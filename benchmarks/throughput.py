@@ -10,6 +10,9 @@ same initial weights, on the same random batch of 56×56 canvases under D4×D4:
                   workflow job did before: torch.use_deterministic_algorithms alone)
   channels-last   eager, NHWC weights and batches, no NaN fill (compute.channels_last)
   compiled        the objective through torch.compile, NHWC, no NaN fill (compute.compile)
+  cl-avgpool      channels-last with nn.AvgPool2d instead of the network's DepthwiseAvgPool2d:
+                  what channels-last gave before pooling became a depthwise convolution
+                  (its speed-up over channels-last is the pooling's share)
 After warm-up (the compiled variant's first step compiles, timed separately) the variants run
 interleaved, A B C A B C ..., so that drifts in machine speed hit all alike. Reported: median
 step time, images/s, GFLOP/s (FLOPs of one step from torch.utils.flop_counter over the median
@@ -38,7 +41,7 @@ from approxeq.algebra.actions import trivial_action
 from approxeq.algebra.representations import apply_matrices, latent_representation
 from approxeq.data import ddmnist
 from approxeq.method.loss import LossWeights, method_objective
-from approxeq.nn.networks import ddmnist_cnn
+from approxeq.nn.networks import DepthwiseAvgPool2d, ddmnist_cnn
 
 CANVAS = ddmnist.Canvas()
 MODELS = {"cnn": LossWeights(task=1.0, shift=0.0, equivariance=0.0),   # config.yaml's D4 weights
@@ -61,6 +64,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def plain_pooling(model: torch.nn.Module) -> None:
+    """Swap every DepthwiseAvgPool2d of `model` for the nn.AvgPool2d it computes."""
+    for name, child in model.named_children():
+        if isinstance(child, DepthwiseAvgPool2d):
+            setattr(model, name, torch.nn.AvgPool2d(child.kernel_size, child.stride, child.padding))
+        else:
+            plain_pooling(child)
+
+
 class Variant:
     """One way of computing the step: its own model and optimizer, the same initial weights."""
 
@@ -70,6 +82,8 @@ class Variant:
         self.fill = name == "before"  # deterministic mode's NaN fill of new tensors, as before
         torch.manual_seed(args.seed)
         self.model = ddmnist_cnn(c=args.c, latent_dim=66, n_classes=100)
+        if name == "cl-avgpool":
+            plain_pooling(self.model)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=5e-4)
@@ -104,7 +118,7 @@ def measure(args, threads: int, model: str, task: dict) -> dict:
     torch.set_num_threads(threads)
     torch._dynamo.reset()  # compiled kernels bake in the thread count: compile per setting
     weights = MODELS[model]
-    names = ["before", "channels-last"] + ([] if args.no_compile else ["compiled"])
+    names = ["before", "cl-avgpool", "channels-last"] + ([] if args.no_compile else ["compiled"])
     variants = {name: Variant(name, args, weights, task) for name in names}
     first = {name: v.step() for name, v in variants.items()}  # the compiled one compiles here
     for _ in range(args.warmup):
@@ -157,7 +171,7 @@ def main(argv=None) -> dict:
             r = measure(args, threads, model, task)
             results.append(r)
             print(f"{model:<4} {threads} thr  {r['gflop_per_step']:.2f} GFLOP/step")
-            for name in ("before", "channels-last", "compiled"):
+            for name in ("before", "cl-avgpool", "channels-last", "compiled"):
                 if name not in r:
                     continue
                 v = r[name]
@@ -171,7 +185,7 @@ def main(argv=None) -> dict:
     summary = "SUMMARY " + "; ".join(
         f"{r['model']} {r['threads']}thr " + " ".join(
             f"{name} {r[name]['images_per_second']:.0f} img/s ×{r[name]['speedup']:.2f}"
-            for name in ("before", "channels-last", "compiled") if name in r)
+            for name in ("before", "cl-avgpool", "channels-last", "compiled") if name in r)
         for r in results)
     info["benchmark_seconds"] = time.perf_counter() - started
     print(f"(benchmark took {info['benchmark_seconds']:.0f} s)")
