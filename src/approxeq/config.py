@@ -42,6 +42,39 @@ def describe_validation_error(error) -> str:
     return f"{where} = {shown}: {error.message if allowed is None else 'allowed: ' + allowed()}"
 
 
+def _typed(text: str):
+    """A text leaf read as a config file would read it: int, float, true/false, null, else text."""
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False, "null": None, "~": None}.get(text.lower(), text)
+
+
+def typed_command_line_config(config: dict, overrides: dict) -> None:
+    """Snakemake reads a nested `--config KEY={...}` value with YAML's BaseLoader, so every number in
+    it arrives as text ('0' for 0) and the schema refuses it. Read the text leaves of those
+    overrides (Snakemake's `config_settings.overwrite_config`) as a config file would and write
+    them into `config`, in place; plain `KEY=VALUE` scalars Snakemake already types itself."""
+    def retype(node):
+        if isinstance(node, dict):
+            return {key: retype(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [retype(value) for value in node]
+        return _typed(node) if isinstance(node, str) else node
+
+    def merge(target: dict, source: dict):
+        for key, value in source.items():
+            if isinstance(value, dict) and isinstance(target.get(key), dict):
+                merge(target[key], value)
+            else:
+                target[key] = value
+
+    merge(config, {key: retype(value) for key, value in (overrides or {}).items()
+                   if isinstance(value, (dict, list))})
+
+
 def validate_config(config: dict, schema: str) -> None:
     """Snakemake's schema validation (which also fills in the schema's defaults), with a failure
     reported as a ConfigError in one screen (describe_validation_error)."""

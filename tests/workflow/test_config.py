@@ -283,3 +283,30 @@ def test_config_errors_fit_one_screen_naming_key_value_and_what_is_allowed(overl
         check_config(config)
     message = str(caught.value)
     assert expected in message and len(message) < 400 and "Failed validating" not in message, message
+
+
+def test_nested_command_line_overrides_are_typed_as_a_config_file_would_type_them():
+    """`snakemake --config 'ddmnist={seeds: [0, 1]}'`: Snakemake hands the nested value over as text
+    ({'seeds': ['0', '1']}); typed_command_line_config reads it as YAML would, merges it into the
+    configuration, and the schema accepts it. Plain texts stay texts."""
+    from snakemake.cli import parse_config
+
+    from approxeq.config import typed_command_line_config
+    overrides = parse_config(["ddmnist={seeds: [0, 1], training: {weight_decay: 0.5, epochs: 3}}",
+                              "results=results/other",
+                              "medmnist={dir: resources/medmnist_copy, synthetic: null, "
+                              "subset: {train: 10, val: 5, test: 5}}"])
+    assert overrides["ddmnist"]["seeds"] == ["0", "1"]  # what Snakemake gives: the reason for the fix
+    config = load("config.yaml")
+    update_config(config, overrides)
+    with pytest.raises(WorkflowError):
+        validated(config)
+    typed_command_line_config(config, overrides)
+    config = validated(config)
+    check_config(config)
+    assert config["ddmnist"]["seeds"] == [0, 1]
+    assert config["ddmnist"]["training"]["weight_decay"] == 0.5 and config["ddmnist"]["training"]["epochs"] == 3
+    assert config["ddmnist"]["training"]["batch_size"] == 256  # the rest of the block is kept
+    assert config["medmnist"]["dir"] == "resources/medmnist_copy" and config["medmnist"]["synthetic"] is None
+    assert config["medmnist"]["subset"] == {"train": 10, "val": 5, "test": 5}
+    assert config["results"] == "results/other"

@@ -9,7 +9,7 @@ SRC = str(REPO / "src")
 sys.path.insert(0, SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, (SRC, os.getenv("PYTHONPATH")))))
 
-from approxeq.config import check_config, validate_config  # noqa: E402
+from approxeq.config import check_config, typed_command_line_config, validate_config  # noqa: E402
 from approxeq.experiments import run_data as experiment_run_data  # noqa: E402
 from approxeq.experiments import run_network as experiment_run_network  # noqa: E402
 from approxeq.experiments import run_settings as experiment_run_settings  # noqa: E402
@@ -24,6 +24,7 @@ from approxeq.nn.registry import missing_package, network_problem  # noqa: E402
 from snakemake.exceptions import WorkflowError  # noqa: E402
 from snakemake.logging import logger  # noqa: E402
 
+typed_command_line_config(config, workflow.config_settings.overwrite_config)
 validate_config(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
 check_config(config)
 
