@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 import pytest
+import scipy.linalg
 import torch
 
 if os.environ.get("APPROXEQ_REQUIRE_BASELINES"):
@@ -171,6 +172,42 @@ def test_intertwiners_against_escnn_irreps():
             rho = np.kron(np.kron(so3.irrep(2)(g), so3.irrep(1)(g)), o3.irrep(1, 3)(h))
             for q in Q:
                 assert np.abs(rho @ q - q @ so3.irrep(degree)(g)).max() < 1e-8
+
+
+def _harmonic_action(conv: PartialR3Conv, rotation) -> np.ndarray:
+    """How the sampled harmonics of `conv` transform under a rotation (an O(3) element): block
+    diagonal, O(3)'s irrep of each harmonic's degree once per ring."""
+    o3 = so3_fourier.group_of("O3")
+    blocks = [o3.irrep(degree % 2, degree)(rotation) for degree, rings, _ in conv.layout for _ in range(rings)]
+    return scipy.linalg.block_diag(*blocks)
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_filter_coefficients_are_the_likelihood_average_of_the_kernel_before_it(group):
+    """At a moved likelihood p, a layer's kernel coefficients A equal ∫ p(g) (ρ_out ⊗ ρ_in ⊗ ρ_harm)(g) a dg
+    computed directly from escnn's irreps on the quadrature grid, a the same weights' kernel before
+    the average (every F(ψ) the identity): the layer's bookkeeping (copies, F(ψ), intertwiners,
+    harmonic rows) against the definition."""
+    network = move(medmnist_pscnn(group, c=1, latent_dim=8, band_limit=1), scale=0.5)
+    conv = next(m for m in network.modules() if isinstance(m, PartialR3Conv))
+    likelihood = conv.likelihood
+    with torch.no_grad():
+        before = conv.coefficients({psi: torch.eye(len(F)) for psi, F in likelihood.fourier().items()}).double()
+        after = conv.coefficients().double()
+        density = likelihood.log_density().exp().double().numpy()
+    elements, weights = so3_fourier.quadrature(group)
+    r_out, r_in = conv.out_type.representations[0], conv.in_type.representations[0]
+    o3 = so3_fourier.group_of("O3")
+    expected = np.zeros(after.shape)
+    for g, w, p in zip(elements, weights, density):
+        q = g.to("Q")
+        rotation = o3.element((0, q) if group == "SO3" else (q[0], q[1]), "Q")
+        out_g = r_out(r_out.group.element(q, "Q"))
+        in_g = r_in(r_in.group.element(q, "Q"))
+        expected += w * p * np.einsum("ab,cd,ef,uvbdf->uvace", out_g, in_g, _harmonic_action(conv, rotation),
+                                      before.numpy(), optimize=True)
+    assert np.abs(after.numpy() - expected).max() < 1e-5 * np.abs(expected).max()
+    assert np.abs(after.numpy() - before.numpy()).max() > 0.1 * np.abs(expected).max()
 
 
 def test_block_and_skip_share_one_likelihood_per_layer_id():

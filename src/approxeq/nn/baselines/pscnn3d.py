@@ -97,6 +97,7 @@ class PartialR3Conv(nn.Module):
         name, L_out = likelihood.name, likelihood.L_out
         group = in_type.gspace.fibergroup
         harmonics, layout = _harmonics(kernel)
+        self.layout = layout  # (degree, rings, first row) of each harmonic
         self.register_buffer("harmonics", harmonics, persistent=False)
         n_h = len(harmonics)
         psis = so3_fourier.band_limited_irreps(name, L_out)
@@ -176,19 +177,25 @@ class PartialR3Conv(nn.Module):
             norm = self.expand_filter().pow(2).sum((1, 2, 3, 4)).mean().clamp_min(1e-12)
             self.weights.mul_((2.0 / norm).sqrt())
 
-    def expand_filter(self) -> torch.Tensor:
-        """(out, in, k, k, k): the p-average of the band-limited kernel the weights give."""
+    def coefficients(self, fourier: dict | None = None) -> torch.Tensor:
+        """(out fields, in fields, out irrep basis, in irrep basis, harmonics): A = Σ Q_ψ,μ F(ψ) w_ψ,μ,
+        F the likelihood's Fourier coefficients (or `fourier`: identities give the kernel before the
+        average)."""
         pairs = self.n_out * self.n_in
         unique = self.weights.new_zeros(self.n_out, self.n_in, self.n_unique)
         unique = unique.index_add(2, self.slots, self.weights).view(pairs, -1)
-        fourier = self.likelihood.fourier()
+        fourier = self.likelihood.fourier() if fourier is None else fourier
         averaged = torch.cat([(unique[:, start:start + count * d].reshape(pairs, count, d) @ fourier[psi].T)
                               .reshape(pairs, -1) for psi, start, count, d in self.psi_slices if count], 1)
         parts = [(averaged[:, getattr(self, f"src_{t}")] @ getattr(self, f"expand_{t}")).reshape(pairs, -1)
                  for t in range(self._n_types)]
         coefficients = averaged.new_zeros(pairs, self.d_out * self.d_in * len(self.harmonics))
         coefficients[:, self.dst] = torch.cat(parts, 1)
-        kernel = coefficients.view(self.n_out, self.n_in, self.d_out, self.d_in, -1) @ self.harmonics
+        return coefficients.view(self.n_out, self.n_in, self.d_out, self.d_in, -1)
+
+    def expand_filter(self) -> torch.Tensor:
+        """(out, in, k, k, k): the p-average of the band-limited kernel the weights give."""
+        kernel = self.coefficients() @ self.harmonics
         k = self.kernel
         return kernel.permute(0, 2, 1, 3, 4).reshape(self.n_out * self.d_out, self.n_in * self.d_in, k, k, k)
 
