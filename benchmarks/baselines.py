@@ -6,7 +6,8 @@ DDMNIST (per group G): the method (C.1 CNN, 66-dim latent, λ > 0: two encoder p
 latent term, as trained) against the SCNN, the RPP (its prior included), the Restriction and the
 PSCNN (its KL and alignment prior included; Veefkind & Cesa's gated fields of G, λ = 0).
 MedMNIST3D (`--medmnist`, 28³ volumes, 2 classes): the method (C.2 ResNet, 48-dim latent, λ = 1
-with the shifted term, as trained) against the SCNN and RPP for SO(3) and O(3) (λ = 0). SMOKE: the method (C.3 ConvNet, shift term and latent term as configured)
+with the shifted term, as trained) against the SCNN, RPP and PSCNN (its KL and alignment prior
+included) for SO(3) and O(3) (λ = 0). SMOKE: the method (C.3 ConvNet, shift term and latent term as configured)
 against the E2CNN, the RPP (its prior included), and Wang et al.'s MLP, Lift, RGroup and RSteer
 (RSteer's prior included) at config.yaml's sizes.
 One step = forward, loss, backward, Adam step on the same random batch, built exactly as the experiments build them
@@ -38,7 +39,6 @@ from approxeq.algebra.actions import trivial_action
 from approxeq.algebra.representations import apply_matrices, latent_representation
 from approxeq.data import ddmnist
 from approxeq.experiments.smoke import smoke_objective
-from approxeq.method.loss import LossWeights
 from approxeq.method.loss import LossWeights, method_objective
 from approxeq.nn.baselines import INSTALL_HINT, escnn_available
 from approxeq.nn.encoder_head import count_parameters
@@ -50,7 +50,8 @@ PAPER_PARAMS_M = {("ddmnist", "C4"): {"CNN": 0.03, "SCNN": 0.12, "RPP": 0.79, "R
                                      "Ours": 0.03},
                   ("ddmnist", "D4"): {"CNN": 0.03, "SCNN": 0.15, "RPP": 1.73, "Restriction": 0.17, "PSCNN": 1.23,
                                      "Ours": 0.03},
-                  ("medmnist", "O"): {"SCNN SO3": 0.13, "SCNN O3": 0.19, "RPP SO3": 18.30, "RPP O3": 29.30},
+                  ("medmnist", "O"): {"SCNN SO3": 0.13, "SCNN O3": 0.19, "RPP SO3": 18.30, "RPP O3": 29.30,
+                                      "PSCNN SO3": 4.17, "PSCNN O3": 3.51},
                   ("smoke", "C4"): {"Ours": 0.25, "E2CNN": 0.62, "RPP": 4.36, "MLP": 8.33, "Lift": 3.32,
                                     "RGroup": 1.88, "RSteer": 5.60}}
 
@@ -63,7 +64,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=64, help="DDMNIST batch (equal for both; paper 256)")
     p.add_argument("--smoke-batch-size", type=int, default=16, help="SMOKE batch (the paper's 16)")
     p.add_argument("--smoke-resolution", type=int, default=64)
-    p.add_argument("--medmnist", action="store_true", help="also MedMNIST3D (SCNN / RPP, SO(3) and O(3))")
+    p.add_argument("--medmnist", action="store_true", help="also MedMNIST3D (SCNN / RPP / PSCNN, SO(3) and O(3))")
     p.add_argument("--medmnist-batch-size", type=int, default=8, help="MedMNIST3D batch (paper 32)")
     p.add_argument("--no-smoke", action="store_true", help="leave SMOKE out")
     p.add_argument("--repeats", type=int, default=None, help="timed rounds (default 5 on CPU, 30 on CUDA)")
@@ -132,7 +133,7 @@ def ddmnist_comparison(group: str, batch: int, device, repeats: int, warmup: int
 
 def medmnist_comparison(batch: int, device, repeats: int, warmup: int) -> dict:
     """The C.2 ResNet with ours' Nodule3D weights (task 0.5, shift 0.5, λ 1, mse) against Table 5's
-    escnn models at config.yaml's sizes (c = 6, 48 latent fields, 2 classes), λ = 0."""
+    escnn models (SCNN, RPP, PSCNN) at config.yaml's sizes (c = 6, 48 latent fields, 2 classes), λ = 0."""
     from approxeq.algebra.actions import volume_action
     from approxeq.algebra.groups import octahedral
 
@@ -149,7 +150,7 @@ def medmnist_comparison(batch: int, device, repeats: int, warmup: int) -> dict:
     g = torch.randint(group.order, (batch,), generator=generator).to(device)
     ours = build_model("medmnist_resnet3d", c=6, upsample=29, latent_dim=48, n_classes=2).to(device)
     baselines = {f"{kind} {grp}": build_model(f"medmnist_{kind.lower()}", group=grp, n_classes=2).to(device)
-                 for kind in ("SCNN", "RPP") for grp in ("SO3", "O3")}
+                 for kind in ("SCNN", "RPP", "PSCNN") for grp in ("SO3", "O3")}
     objective = {lam: method_objective(LossWeights(1.0 - shift, shift, lam), F.cross_entropy, input_action,
                                        latent_action, trivial_action)
                  for lam, shift in ((0.0, 0.0), (1.0, 0.5))}
