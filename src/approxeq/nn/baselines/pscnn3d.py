@@ -29,6 +29,12 @@ Parameters as theirs. Their SO(3) basis lists the harmonic's restriction once pe
 own weights (dimension 510-520); the copies are the same function, but Par (M) counts them: each
 SO(3) coefficient is the sum of (number of J in m ⊗ n) weights. O(3)'s basis has no copies. With
 L_out = 2 the counts are Table 5's (module medmnist_pscnn's docstring).
+
+Checked against their code (35ac967 on stock escnn 1.0.11, outside this repository): their network's
+parameter counts are these to the parameter, layer weights too; fed the same F(ψ), their map from
+weights to filters and ours differ by a fixed change of weight coordinates (to 1e-7). Their F(ψ) is
+√dim ψ ∫ p(g⁻¹) ψ(g) dg (estimated on their grid): their layer at p is ours at p(g⁻¹), a relabelling
+under which the prior is unchanged (docs/baselines.md).
 """
 from __future__ import annotations
 
