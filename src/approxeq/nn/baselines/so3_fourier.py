@@ -31,7 +31,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import scipy.linalg
 import torch
 from torch import nn
 
@@ -59,6 +58,8 @@ def _axis_quaternion(axis: np.ndarray, angle: float) -> np.ndarray:
 def generators(name: str, irrep_id: tuple) -> np.ndarray:
     """(3, d, d): the generators J_k of irrep `irrep_id` of `name`'s group (harmonic irreps of O(3) for
     the kernel basis use name "O3"): ρ(exp(θ J_k)) = ρ(rotation by θ about axis k)."""
+    import scipy.linalg  # scikit-learn's dependency; imported only when a 3D PSCNN is built
+
     G = group_of(name)
     irrep = G.irrep(*irrep_id)
     out = []
