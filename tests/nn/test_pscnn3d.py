@@ -82,14 +82,19 @@ def test_uniform_likelihood_is_invariant_to_every_rotation_of_the_cube_and_moved
     group, network = model
     assert len(likelihoods(network)) == 3
     x = volume(11)
-    moved = every_rotation(x)
-    latent, logits = invariance_error(network, x, moved)
+    invariant_at_uniform_and_not_when_moved(network, x, every_rotation(x))
+
+
+def invariant_at_uniform_and_not_when_moved(network, x, transformed):
+    """Latent and logits of every transformed volume equal those of x (the first row), then, with
+    the likelihoods moved, they change; the network is restored afterwards."""
+    latent, logits = invariance_error(network, x, transformed)
     assert_equal_to_float_tolerance(latent[1:], latent[:1].expand_as(latent[1:]))
     assert_equal_to_float_tolerance(logits[1:], logits[:1].expand_as(logits[1:]))
     state = {k: v.clone() for k, v in network.state_dict().items()}
     try:
         move(network)
-        assert relative_change(network, x, moved) > 1e-3
+        assert relative_change(network, x, transformed) > 1e-3
     finally:
         network.load_state_dict(state)
 
@@ -104,15 +109,7 @@ def test_o3_reflection_invariance_at_uniform_and_not_when_moved(model):
     if group == "SO3":
         assert relative_change(network, x, mirrored) > 1e-5
         return
-    latent, logits = invariance_error(network, x, mirrored)
-    assert_equal_to_float_tolerance(latent[1:], latent[:1])
-    assert_equal_to_float_tolerance(logits[1:], logits[:1])
-    state = {k: v.clone() for k, v in network.state_dict().items()}
-    try:
-        move(network)
-        assert relative_change(network, x, mirrored) > 1e-3
-    finally:
-        network.load_state_dict(state)
+    invariant_at_uniform_and_not_when_moved(network, x, mirrored)
 
 
 def test_prior_is_zero_at_uniform_positive_when_moved_and_enters_the_loss():
