@@ -105,3 +105,11 @@ def test_not_run_rows_carry_the_configured_reason_and_parameter_counts():
     assert card.loc["ours", "note"] == "" and card.loc["ours", "ours_params_m"] == pytest.approx(0.031)
     table = comparison(card.reset_index(), 4)
     assert f"SCNN: {reason}" in table["notes"]
+
+
+@pytest.mark.parametrize("ours, paper, shown", [
+    (0.1402, 0.19, "0.14 / 0.19"), (0.0021, 0.13, "0.0021 / 0.13"), (0.0, 0.13, "0.00 / 0.13"),
+    (math.nan, 4.17, "– / 4.17"), (0.00049, math.nan, "0.00049 / –"), (math.nan, math.nan, "–")])
+def test_parameter_counts_show_small_networks_without_rounding_them_to_zero(ours, paper, shown):
+    from approxeq.report.page import params_pair
+    assert params_pair({"ours_params_m": ours, "paper_params_m": paper}) == shown

@@ -141,11 +141,15 @@ def scorecard_note(row) -> str:
 
 
 def params_pair(row) -> str:
-    """'0.14 / 0.19': our parameter count / the paper's Par (M), in millions; '–' where neither."""
+    """'0.14 / 0.19': our parameter count / the paper's Par (M), in millions; '–' where neither.
+    Counts under 5,000 (the quick run's small networks) keep two significant digits, not '0.00'."""
     ours, paper = row.get("ours_params_m", math.nan), row.get("paper_params_m", math.nan)
     if pd.isna(ours) and pd.isna(paper):
         return "–"
-    return " / ".join("–" if pd.isna(v) else f"{v:.2f}" for v in (ours, paper))
+
+    def millions(v):
+        return "–" if pd.isna(v) else f"{v:.2f}" if v == 0 or v >= 0.005 else f"{v:.2g}"
+    return " / ".join(millions(v) for v in (ours, paper))
 
 
 def git_state(repo: str | Path) -> dict:
