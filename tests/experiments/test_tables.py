@@ -219,3 +219,13 @@ def test_runs_at_chance_are_flagged_in_table4_and_the_scorecard_not_averaged_awa
     d4 = cnn["cells"][view["columns"].index("D4")]
     assert d4["ours"].endswith(" ‡")
     assert any(n.startswith("‡ at chance level: 1 of 2 runs in the marked cells") for n in view["notes"])
+
+
+def test_the_command_line_summary_finds_the_runs_under_a_folder(tmp_path, capsys):
+    from approxeq.method.summary import main
+    ddmnist_metrics(tmp_path, [0.5, 0.7, 0.6])
+    summary = main([str(tmp_path / "runs")])
+    printed = capsys.readouterr().out
+    assert summary["seeds"].tolist() == [3] and "0.600 (0.100)" in printed and "0:0.500 1:0.700 2:0.600" in printed
+    with pytest.raises(SystemExit, match="no metrics.json"):
+        main([str(tmp_path / "nothing")])

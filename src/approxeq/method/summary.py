@@ -163,3 +163,32 @@ def mean_std(mean: float, std: float, digits: int = 3, n: int | None = None) -> 
     if pd.isna(std) or (n is not None and n < 2):
         return f"{mean:.{digits}f} (–)"
     return f"{mean:.{digits}f} ({std:.{digits}f})"
+
+
+def main(argv=None) -> pd.DataFrame:
+    """`python -m approxeq.method.summary PATH... [--metric test_accuracy]`: metrics over seeds of
+    any set of finished runs (metrics.json files, or folders searched for them), e.g. the D4 column
+    of a paper-scale run: `python -m approxeq.method.summary results/runs/ddmnist/D4`. Prints, per
+    (group, model), the seeds, mean (std), each seed's value and the mean training time."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__.split("\n\n")[0])
+    parser.add_argument("paths", nargs="+", type=Path)
+    parser.add_argument("--metric", default="test_accuracy")
+    args = parser.parse_args(argv)
+    files = sorted({f for p in args.paths for f in ([p] if p.is_file() else p.rglob("metrics.json"))})
+    if not files:
+        raise SystemExit(f"no metrics.json under {', '.join(map(str, args.paths))}")
+    runs = collect_metrics(files, required=(args.metric,))
+    summary = summarise(runs, args.metric)
+    per_seed = runs.groupby(["group", "model"], sort=False).apply(
+        lambda r: " ".join(f"{s}:{v:.3f}" for s, v in zip(r["seed"], r[args.metric])), include_groups=False)
+    summary["per seed"] = [per_seed[(g, m)] for g, m in zip(summary["group"], summary["model"])]
+    summary[args.metric] = [mean_std(m, s, n=n) for m, s, n in zip(summary["mean"], summary["std"], summary["seeds"])]
+    summary["train (h)"] = (summary["train_seconds"] / 3600).round(2)
+    print(summary[["group", "model", "seeds", args.metric, "per seed", "train (h)"]].to_string(index=False))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
