@@ -64,15 +64,10 @@ def typed_command_line_config(config: dict, overrides: dict) -> None:
             return [retype(value) for value in node]
         return _typed(node) if isinstance(node, str) else node
 
-    def merge(target: dict, source: dict):
-        for key, value in source.items():
-            if isinstance(value, dict) and isinstance(target.get(key), dict):
-                merge(target[key], value)
-            else:
-                target[key] = value
+    from snakemake.utils import update_config  # Snakemake's own merge of --config into the config
 
-    merge(config, {key: retype(value) for key, value in (overrides or {}).items()
-                   if isinstance(value, (dict, list))})
+    update_config(config, {key: retype(value) for key, value in (overrides or {}).items()
+                           if isinstance(value, (dict, list))})
 
 
 def validate_config(config: dict, schema: str) -> None:

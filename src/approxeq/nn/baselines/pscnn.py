@@ -240,7 +240,7 @@ def _irrep_positions(representation) -> list[tuple[tuple, int]]:
     """(irrep id, first index in the irrep basis) for each irrep of `representation`, in order."""
     positions, start = [], 0
     for irrep in representation.irreps:
-        positions.append((irrep, start))
+        positions.append((tuple(irrep), start))
         start += representation.group.irrep(*irrep).size
     return positions
 

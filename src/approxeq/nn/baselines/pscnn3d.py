@@ -45,7 +45,7 @@ from torch import nn
 from approxeq.nn.baselines import so3_fourier
 from approxeq.nn.baselines.common import _escnn
 from approxeq.nn.baselines.medmnist import _encoder_head, _Plan, equivariant_blocks
-from approxeq.nn.baselines.pscnn import attach_pscnn_prior
+from approxeq.nn.baselines.pscnn import _irrep_positions, attach_pscnn_prior
 
 
 def _harmonics(kernel: int) -> tuple[torch.Tensor, list[tuple[int, int, int]]]:
@@ -64,14 +64,6 @@ def _harmonics(kernel: int) -> tuple[torch.Tensor, list[tuple[int, int, int]]]:
         layout.append((degree, multiplicity, start))
         start += multiplicity * (2 * degree + 1)
     return sampled, layout
-
-
-def _irrep_positions(representation) -> list[tuple[tuple, int]]:
-    positions, start = [], 0
-    for irrep in representation.irreps:
-        positions.append((tuple(irrep), start))
-        start += representation.group.irrep(*irrep).size
-    return positions
 
 
 def _field(field_type):
