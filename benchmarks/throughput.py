@@ -1,24 +1,27 @@
 """Benchmark: the DDMNIST training step as the workflow ran it before the speed-ups against the
-channels-last and compiled steps (issue 23 item 1), CNN and ours, at 1 and 2 threads, in one run.
+steps it runs today (issue 23 item 1), CNN and ours, at 1 and 2 threads, in one run.
 
 Prints figures; it is not a test and asserts nothing about time.
 
-Per thread count and model, three variants of one full training step (prepare uint8 → float,
+Per thread count and model, five variants of one full training step (prepare uint8 → float,
 forward, the method's loss, backward, Adam step), each with its own model and optimizer from the
 same initial weights, on the same random batch of 56×56 canvases under D4×D4:
-  before          eager, NCHW, deterministic mode filling every new tensor with NaN (what a
-                  workflow job did before: torch.use_deterministic_algorithms alone)
-  channels-last   eager, NHWC weights and batches, no NaN fill (compute.channels_last)
-  compiled        the objective through torch.compile, NHWC, no NaN fill (compute.compile)
-  cl-avgpool      channels-last with nn.AvgPool2d instead of the network's DepthwiseAvgPool2d:
-                  what channels-last gave before pooling became a depthwise convolution
-                  (its speed-up over channels-last is the pooling's share)
-After warm-up (the compiled variant's first step compiles, timed separately) the variants run
-interleaved, A B C A B C ..., so that drifts in machine speed hit all alike. Reported: median
-step time, images/s, GFLOP/s (FLOPs of one step from torch.utils.flop_counter over the median
-time) and the speed-up over `before` as the median of the per-round ratios. For the compiled
-variant also its compile time and the training images after which compiling has paid for itself
-against channels-last (compile time / time saved per image).
+  before          eager, NCHW, deterministic mode filling every new tensor with NaN, glibc's
+                  malloc defaults (what a workflow job did before: torch.use_deterministic_algorithms
+                  alone)
+  channels-last   eager, NHWC weights and batches, the network's DepthwiseAvgPool2d, no NaN fill
+                  (compute.channels_last), glibc's malloc defaults
+  compiled        the same objective through torch.compile (compute.compile), malloc defaults
+  kept            channels-last with malloc keeping freed memory (compute.keep_freed_memory):
+                  what the quick run and every short DDMNIST job do today
+  compiled+kept   compiled with malloc keeping freed memory: what a paper-scale job does today
+Malloc's settings belong to a process, so every variant runs in a process of its own (spawned
+with glibc's MALLOC_* variables cleared, so "defaults" are the defaults); the main process hands
+out the steps in turn, A B C D E A B C D E ..., so that drifts in machine speed hit all alike.
+Reported: median step time, images/s, GFLOP/s (FLOPs of one step from torch.utils.flop_counter
+over the median time), the speed-up over `before` as the median of the per-round ratios, and each
+process's peak resident memory. For the compiled variants also the compile time and the training
+images after which compiling has paid for itself against the same variant eager.
 
     python benchmarks/throughput.py                       # 1 and 2 threads, CNN and ours
     python benchmarks/throughput.py --threads 1 --no-compile --repeats 5
@@ -27,7 +30,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
 import platform
+import resource
 import statistics
 import time
 from pathlib import Path
@@ -41,11 +47,14 @@ from approxeq.algebra.actions import trivial_action
 from approxeq.algebra.representations import apply_matrices, latent_representation
 from approxeq.data import ddmnist
 from approxeq.method.loss import LossWeights, method_objective
-from approxeq.nn.networks import DepthwiseAvgPool2d, ddmnist_cnn
+from approxeq.nn.networks import ddmnist_cnn
+from approxeq.runtime.allocator import MALLOC_ENVIRONMENT, keep_freed_memory
 
 CANVAS = ddmnist.Canvas()
 MODELS = {"cnn": LossWeights(task=1.0, shift=0.0, equivariance=0.0),   # config.yaml's D4 weights
           "ours": LossWeights(task=1.0, shift=0.0, equivariance=1.0)}
+VARIANTS = ("before", "channels-last", "compiled", "kept", "compiled+kept")
+COMPILED = {"compiled": "channels-last", "compiled+kept": "kept"}  # each against itself eager
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -64,15 +73,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def plain_pooling(model: torch.nn.Module) -> None:
-    """Swap every DepthwiseAvgPool2d of `model` for the nn.AvgPool2d it computes."""
-    for name, child in model.named_children():
-        if isinstance(child, DepthwiseAvgPool2d):
-            setattr(model, name, torch.nn.AvgPool2d(child.kernel_size, child.stride, child.padding))
-        else:
-            plain_pooling(child)
-
-
 class Variant:
     """One way of computing the step: its own model and optimizer, the same initial weights."""
 
@@ -82,14 +82,12 @@ class Variant:
         self.fill = name == "before"  # deterministic mode's NaN fill of new tensors, as before
         torch.manual_seed(args.seed)
         self.model = ddmnist_cnn(c=args.c, latent_dim=66, n_classes=100)
-        if name == "cl-avgpool":
-            plain_pooling(self.model)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=5e-4)
         self.objective = method_objective(weights, F.cross_entropy, task["input_action"],
                                           task["latent_action"], trivial_action)
-        if name == "compiled":  # as approxeq.method.train does for compute.compile
+        if name in COMPILED:  # as approxeq.method.train does for compute.compile
             self.objective = torch.compile(self.objective, dynamic=False)
 
     def step(self) -> float:
@@ -107,48 +105,8 @@ class Variant:
         return time.perf_counter() - start
 
 
-def step_flops(args, weights: LossWeights, task: dict) -> int:
-    variant = Variant("channels-last", args, weights, task)
-    with FlopCounterMode(display=False) as counter:
-        variant.step()
-    return counter.get_total_flops()
-
-
-def measure(args, threads: int, model: str, task: dict) -> dict:
-    torch.set_num_threads(threads)
-    torch._dynamo.reset()  # compiled kernels bake in the thread count: compile per setting
-    weights = MODELS[model]
-    names = ["before", "cl-avgpool", "channels-last"] + ([] if args.no_compile else ["compiled"])
-    variants = {name: Variant(name, args, weights, task) for name in names}
-    first = {name: v.step() for name, v in variants.items()}  # the compiled one compiles here
-    for _ in range(args.warmup):
-        for v in variants.values():
-            v.step()
-    times = {name: [] for name in names}
-    for _ in range(args.repeats):
-        for name, v in variants.items():
-            times[name].append(v.step())
-    flops = step_flops(args, weights, task)
-    out = {"threads": threads, "model": model, "gflop_per_step": flops / 1e9}
-    for name in names:
-        median = statistics.median(times[name])
-        out[name] = {"median_s": median, "min_s": min(times[name]), "max_s": max(times[name]),
-                     "images_per_second": args.batch_size / median, "gflops": flops / median / 1e9,
-                     "speedup": statistics.median(b / t for b, t in zip(times["before"], times[name])),
-                     "first_step_s": first[name], "times_s": times[name]}
-    if "compiled" in out:
-        compiled, eager = out["compiled"], out["channels-last"]
-        compiled["compile_s"] = first["compiled"] - compiled["median_s"]
-        saved = 1 / eager["images_per_second"] - 1 / compiled["images_per_second"]
-        compiled["break_even_images"] = compiled["compile_s"] / saved if saved > 0 else None
-    return out
-
-
-def main(argv=None) -> dict:
-    started = time.perf_counter()
-    args = parse_args(argv)
-    torch.use_deterministic_algorithms(True, warn_only=True)  # the workflow's default
-    torch._dynamo.config.cache_size_limit = 64  # one compiled objective per (model, threads)
+def make_task(args) -> dict:
+    """The random batch (the same in every process: one seed) and the group's actions."""
     product = ddmnist.product_group(args.group)
     rep = latent_representation(product, 66)
     gen = torch.Generator().manual_seed(args.seed)
@@ -156,36 +114,122 @@ def main(argv=None) -> dict:
                            generator=gen),
              torch.randint(100, (args.batch_size,), generator=gen),
              torch.randint(product.order, (args.batch_size,), generator=gen))
-    task = {"batch": batch, "input_action": ddmnist.pair_action(args.group, CANVAS),
+    return {"batch": batch, "input_action": ddmnist.pair_action(args.group, CANVAS),
             "latent_action": lambda z, g: apply_matrices(rep, g, z)}
+
+
+def worker(name: str, args, conn) -> None:
+    """One variant's process: ("setup", threads, model) builds it and runs its first and warm-up
+    steps (answering the first step's time), ("step",) times one step, ("stop",) ends."""
+    keep_freed_memory(name in ("kept", "compiled+kept"))
+    torch.use_deterministic_algorithms(True, warn_only=True)  # the workflow's default
+    task, variant = make_task(args), None
+    while True:
+        message = conn.recv()
+        if message[0] == "stop":
+            return
+        if message[0] == "setup":
+            _, threads, model = message
+            torch.set_num_threads(threads)
+            torch._dynamo.reset()  # compiled kernels bake in the thread count: compile per setting
+            variant = Variant(name, args, MODELS[model], task)
+            first = variant.step()  # a compiled variant compiles here
+            for _ in range(args.warmup):
+                variant.step()
+            conn.send(first)
+        else:  # the step's time and the process's peak resident memory so far, MiB
+            conn.send((variant.step(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+
+
+def step_flops(args, weights: LossWeights, task: dict) -> int:
+    variant = Variant("channels-last", args, weights, task)
+    with FlopCounterMode(display=False) as counter:
+        variant.step()
+    return counter.get_total_flops()
+
+
+def measure(args, workers: dict, threads: int, model: str, task: dict) -> dict:
+    first = {}
+    for name, conn in workers.items():  # one after another: compilations do not overlap timings
+        conn.send(("setup", threads, model))
+        first[name] = conn.recv()
+    times, peak = {name: [] for name in workers}, {}
+    for _ in range(args.repeats):
+        for name, conn in workers.items():
+            conn.send(("step",))
+            seconds, peak[name] = conn.recv()
+            times[name].append(seconds)
+    torch.set_num_threads(threads)
+    flops = step_flops(args, MODELS[model], task)
+    out = {"threads": threads, "model": model, "gflop_per_step": flops / 1e9}
+    for name in workers:
+        median = statistics.median(times[name])
+        out[name] = {"median_s": median, "min_s": min(times[name]), "max_s": max(times[name]),
+                     "images_per_second": args.batch_size / median, "gflops": flops / median / 1e9,
+                     "speedup": statistics.median(b / t for b, t in zip(times["before"], times[name])),
+                     "first_step_s": first[name], "peak_rss_mib": peak[name], "times_s": times[name]}
+    for name, eager_name in COMPILED.items():
+        if name in out:
+            compiled, eager = out[name], out[eager_name]
+            compiled["compile_s"] = first[name] - compiled["median_s"]
+            saved = 1 / eager["images_per_second"] - 1 / compiled["images_per_second"]
+            compiled["break_even_images"] = compiled["compile_s"] / saved if saved > 0 else None
+    return out
+
+
+def start_workers(args) -> dict:
+    """One spawned process per variant, with malloc's environment variables cleared so that the
+    variants meant to run with glibc's defaults get them."""
+    cleared = [key for key in MALLOC_ENVIRONMENT if os.environ.pop(key, None) is not None]
+    if cleared:
+        print(f"note    cleared {', '.join(cleared)} for the variant processes")
+    context = multiprocessing.get_context("spawn")
+    names = [n for n in VARIANTS if not (args.no_compile and n in COMPILED)]
+    workers = {}
+    for name in names:
+        ours, theirs = context.Pipe()
+        context.Process(target=worker, args=(name, args, theirs), daemon=True).start()
+        workers[name] = ours
+    return workers
+
+
+def main(argv=None) -> dict:
+    started = time.perf_counter()
+    args = parse_args(argv)
+    torch._dynamo.config.cache_size_limit = 64
+    task = make_task(args)
     info = {"cpu": cpu_name(), "torch": torch.__version__, "python": platform.python_version(),
             "group": f"{args.group}×{args.group}", "batch_size": args.batch_size, "c": args.c,
             "repeats": args.repeats}
     print(f"cpu     {info['cpu']}  torch {info['torch']}  python {info['python']}")
     print(f"setup   DDMNIST C.1 CNN c={args.c}, {info['group']}, batch {args.batch_size}, "
-          f"{args.warmup} warm-up + {args.repeats} interleaved rounds; speed-up = median of per-round "
-          "ratios to `before`")
+          f"{args.warmup} warm-up + {args.repeats} interleaved rounds, one process per variant; "
+          "speed-up = median of per-round ratios to `before`")
+    workers = start_workers(args)
     results = []
-    for threads in args.threads:
-        for model in args.models:
-            r = measure(args, threads, model, task)
-            results.append(r)
-            print(f"{model:<4} {threads} thr  {r['gflop_per_step']:.2f} GFLOP/step")
-            for name in ("before", "cl-avgpool", "channels-last", "compiled"):
-                if name not in r:
-                    continue
-                v = r[name]
-                extra = ""
-                if name == "compiled":
-                    paid = v["break_even_images"]
-                    extra = (f"  (compile {v['compile_s']:.0f} s, pays off after "
-                             + (f"{paid:,.0f} images)" if paid else "never)"))
-                print(f"   {name:<14} {v['median_s'] * 1e3:7.0f} ms  {v['images_per_second']:6.1f} img/s  "
-                      f"{v['gflops']:5.1f} GFLOP/s  ×{v['speedup']:.2f}{extra}", flush=True)
+    try:
+        for threads in args.threads:
+            for model in args.models:
+                r = measure(args, workers, threads, model, task)
+                results.append(r)
+                print(f"{model:<4} {threads} thr  {r['gflop_per_step']:.2f} GFLOP/step")
+                for name in workers:
+                    v = r[name]
+                    extra = ""
+                    if name in COMPILED:
+                        paid = v["break_even_images"]
+                        extra = (f"  (compile {v['compile_s']:.0f} s, pays off after "
+                                 + (f"{paid:,.0f} images)" if paid else "never)"))
+                    print(f"   {name:<14} {v['median_s'] * 1e3:7.0f} ms  {v['images_per_second']:6.1f} img/s  "
+                          f"{v['gflops']:5.1f} GFLOP/s  ×{v['speedup']:.2f}  peak RSS "
+                          f"{v['peak_rss_mib']:5.0f} MiB{extra}", flush=True)
+    finally:
+        for conn in workers.values():
+            conn.send(("stop",))
     summary = "SUMMARY " + "; ".join(
         f"{r['model']} {r['threads']}thr " + " ".join(
             f"{name} {r[name]['images_per_second']:.0f} img/s ×{r[name]['speedup']:.2f}"
-            for name in ("before", "cl-avgpool", "channels-last", "compiled") if name in r)
+            for name in VARIANTS if name in r)
         for r in results)
     info["benchmark_seconds"] = time.perf_counter() - started
     print(f"(benchmark took {info['benchmark_seconds']:.0f} s)")

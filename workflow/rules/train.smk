@@ -18,10 +18,12 @@ rule train:
         # Not in `run`: neither changes what a run computes, so neither enters its fingerprint.
         divergence_factor=config["compute"]["divergence_factor"],
         gpu_wait_seconds=config["compute"]["gpu_wait_seconds"],
-        # jobs_per_gpu (slot locks), channels_last, compile, compile_min_images: how the job runs;
-        # the channels-last and compile settings it resolves enter its checkpoint's identity
+        # jobs_per_gpu (slot locks), keep_freed_memory (malloc), channels_last, compile,
+        # compile_min_images: how the job runs; the channels-last and compile settings it resolves
+        # enter its checkpoint's identity (keep_freed_memory does not change the digits)
         compute={key: config["compute"][key]
-                 for key in ("jobs_per_gpu", "channels_last", "compile", "compile_min_images")},
+                 for key in ("jobs_per_gpu", "keep_freed_memory", "channels_last", "compile",
+                             "compile_min_images")},
     threads: config["compute"]["train_threads"]
     resources:
         gpu=1,

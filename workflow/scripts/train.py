@@ -15,6 +15,7 @@ import json
 import time
 from pathlib import Path
 
+from approxeq.runtime.allocator import keep_freed_memory
 from approxeq.runtime.devices import acquire_device, default_lock_dir, torch_device
 from approxeq.runtime.io import run_folder_lock
 from approxeq.runtime.logs import redirect_to_log
@@ -22,11 +23,13 @@ from approxeq.runtime.logs import redirect_to_log
 
 def main(run: dict, threads: int, lock_dir, output: dict, log_path: str,
          divergence_factor=1000.0, gpu_wait_seconds=None, data_files=(), compute=None):
-    """`compute`: the configuration's compute section (jobs_per_gpu, channels_last, compile,
-    compile_min_images; approxeq.runtime.speed); None: the defaults."""
+    """`compute`: the configuration's compute section (jobs_per_gpu, keep_freed_memory,
+    channels_last, compile, compile_min_images; approxeq.runtime.speed); None: the defaults."""
     compute = dict(compute or {})
     run_dir = Path(output["model"]).parent
     with redirect_to_log(log_path), run_folder_lock(run_dir):
+        # before the first tensor: the process then reuses its freed memory (the same digits)
+        memory = keep_freed_memory(compute.get("keep_freed_memory", True))
         lease = acquire_device(lock_dir or default_lock_dir(), timeout_seconds=gpu_wait_seconds,
                                jobs_per_gpu=compute.get("jobs_per_gpu", 1))
         started_at = time.time()
@@ -53,7 +56,7 @@ def main(run: dict, threads: int, lock_dir, output: dict, log_path: str,
         per_epoch = len(setup.data.x_train) // run["batch_size"] * run["batch_size"]
         speed = resolve_speed(compute, run.get("network", {}).get("name"), device.type,
                               run["epochs"] * per_epoch)
-        print(f"speed: {speed.why}")
+        print(f"speed: {speed.why}\nmemory: {memory}")
         # A checkpoint belongs to its settings, the content of its input files and the code that
         # trained it (computed after setup: the modules that build this run are loaded by then).
         inputs = {"data": input_hashes(data_files), "code": code_fingerprint(), "torch": str(torch.__version__)}
@@ -74,7 +77,7 @@ def main(run: dict, threads: int, lock_dir, output: dict, log_path: str,
         info = {"best_epoch": result.best_epoch, "best_val_metric": result.best_metric,
                 "epochs_run": len(result.history), "train_seconds": result.wall_seconds,
                 "device": lease.describe(), "device_type": device.type, "threads": threads,
-                **speed.settings(),
+                **speed.settings(), "keep_freed_memory": compute.get("keep_freed_memory", True),
                 "started_at": started_at, "finished_at": finished_at, "evaluated_at": time.time(),
                 "synthetic": setup.synthetic, "divergence_factor": divergence_factor,
                 "torch": torch.__version__, "data_sha256": inputs["data"],
