@@ -118,6 +118,25 @@ def make_task(args) -> dict:
             "latent_action": lambda z, g: apply_matrices(rep, g, z)}
 
 
+def reset_peak_memory() -> None:
+    """Start the process's peak resident memory afresh (Linux: "5" to /proc/self/clear_refs)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass  # elsewhere the peak stays the process's peak so far
+
+
+def peak_memory_mib() -> float:
+    """Peak resident memory since the last reset_peak_memory (VmHWM), else since the start."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def worker(name: str, args, conn) -> None:
     """One variant's process: ("setup", threads, model) builds it and runs its first and warm-up
     steps (answering the first step's time), ("step",) times one step, ("stop",) ends."""
@@ -132,13 +151,15 @@ def worker(name: str, args, conn) -> None:
             _, threads, model = message
             torch.set_num_threads(threads)
             torch._dynamo.reset()  # compiled kernels bake in the thread count: compile per setting
+            variant = None
+            reset_peak_memory()  # each (threads, model) reports its own peak
             variant = Variant(name, args, MODELS[model], task)
             first = variant.step()  # a compiled variant compiles here
             for _ in range(args.warmup):
                 variant.step()
             conn.send(first)
-        else:  # the step's time and the process's peak resident memory so far, MiB
-            conn.send((variant.step(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+        else:  # the step's time and the peak resident memory of this setting so far, MiB
+            conn.send((variant.step(), peak_memory_mib()))
 
 
 def step_flops(args, weights: LossWeights, task: dict) -> int:

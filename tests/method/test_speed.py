@@ -99,23 +99,30 @@ def test_a_compiled_run_resumes_bit_identically(ddmnist_file, tmp_path):
         TrainConfig(lr=1e-3, batch_size=50, epochs=2, patience=5, seed=0, compile=True), tmp_path)
 
 
-@pytest.mark.parametrize("compute, network, device, images, expected", [
-    ({}, "ddmnist_cnn", "cpu", 1_497_600, (True, True)),            # paper DDMNIST: 150 × 9,984
-    ({}, "ddmnist_cnn", "cpu", 3 * 576, (True, False)),              # the quick run: 3 × 576
-    ({"compile_min_images": 1000}, "ddmnist_cnn", "cpu", 1728, (True, True)),
-    ({}, "ddmnist_cnn", "cuda", 1_497_600, (False, False)),          # not measured on a GPU
-    ({}, "smoke_convnet", "cpu", 10**9, (False, False)),             # nor for other networks
-    ({"channels_last": True, "compile": True}, None, "cuda", 0, (True, True)),
-    ({"channels_last": False, "compile": False}, "ddmnist_cnn", "cpu", 10**9, (False, False)),
+@pytest.mark.parametrize("compute, network, device, images, threads, expected", [
+    ({}, "ddmnist_cnn", "cpu", 1_497_600, 1, (True, True)),          # paper DDMNIST: 150 × 9,984
+    ({}, "ddmnist_cnn", "cpu", 1_497_600, 4, (True, True)),
+    ({}, "ddmnist_cnn", "cpu", 3 * 576, 1, (True, False)),            # the quick run: 3 × 576
+    ({}, "ddmnist_cnn", "cpu", 3 * 576, 2, (False, False)),           # eager NCHW wins at 2+ threads
+    ({"compile": False}, "ddmnist_cnn", "cpu", 1_497_600, 2, (False, False)),
+    ({"compile_min_images": 1000}, "ddmnist_cnn", "cpu", 1728, 2, (True, True)),
+    ({}, "ddmnist_cnn", "cuda", 1_497_600, 1, (False, False)),        # not measured on a GPU
+    ({}, "smoke_convnet", "cpu", 10**9, 1, (False, False)),           # nor for other networks
+    ({"channels_last": True, "compile": True}, None, "cuda", 0, 1, (True, True)),
+    ({"channels_last": True}, "ddmnist_cnn", "cpu", 0, 4, (True, False)),
+    ({"channels_last": False, "compile": False}, "ddmnist_cnn", "cpu", 10**9, 1, (False, False)),
 ])
-def test_auto_turns_speed_ups_on_only_where_measured_to_pay(compute, network, device, images, expected):
-    speed = resolve_speed(compute, network, device, images, compiler=True)
+def test_auto_turns_speed_ups_on_only_where_measured_to_pay(compute, network, device, images, threads, expected):
+    speed = resolve_speed(compute, network, device, images, compiler=True, threads=threads)
     assert (speed.channels_last, speed.compile) == expected
     assert speed.why.count("auto") == sum(compute.get(k, "auto") == "auto" for k in ("channels_last", "compile"))
+    assert speed.why.startswith("channels_last")
 
 
 def test_auto_does_not_compile_without_a_compiler_and_refuses_unknown_values():
     speed = resolve_speed({}, "ddmnist_cnn", "cpu", 10**9, compiler=False)
     assert not speed.compile and "no C++ compiler" in speed.why
+    speed = resolve_speed({}, "ddmnist_cnn", "cpu", 10**9, compiler=False, threads=2)
+    assert not speed.channels_last and "eager with 2 threads" in speed.why
     with pytest.raises(ValueError, match="compute.compile must be auto, true or false"):
         resolve_speed({"compile": "yes"}, "ddmnist_cnn", "cpu", 0)

@@ -55,7 +55,7 @@ def main(run: dict, threads: int, lock_dir, output: dict, log_path: str,
         setup = setup_experiment(run, device)
         per_epoch = len(setup.data.x_train) // run["batch_size"] * run["batch_size"]
         speed = resolve_speed(compute, run.get("network", {}).get("name"), device.type,
-                              run["epochs"] * per_epoch)
+                              run["epochs"] * per_epoch, threads=threads)
         print(f"speed: {speed.why}\nmemory: {memory}")
         # A checkpoint belongs to its settings, the content of its input files and the code that
         # trained it (computed after setup: the modules that build this run are loaded by then).

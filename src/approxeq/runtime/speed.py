@@ -6,9 +6,12 @@ digits: the resolved values are part of the run's identity (approxeq.method.trai
 and a run is resumed only under the setting that wrote its checkpoint.
 
 `auto` turns a speed-up on only where it was measured to pay (benchmarks/throughput.py, figures in
-benchmarks/README.md): both for the DDMNIST CNN on the CPU, compilation only for a run long
-enough to earn back its compile time (at least `compile_min_images` training images planned,
-epochs × images per epoch), so never in the quick run. Nothing here imports torch.
+benchmarks/README.md), and only for the DDMNIST CNN on the CPU: compilation for a run long enough
+to earn back its compile time (at least `compile_min_images` training images planned, epochs ×
+images per epoch), so never in the quick run; channels-last when the run is compiled or has one
+thread. Eager channels-last at 2+ threads loses: PyTorch's channels-last BatchNorm kernels run
+2-5× slower with a second thread on 6-12 channels, so eager NCHW is faster there (×1.3-1.5).
+Nothing here imports torch.
 """
 from __future__ import annotations
 
@@ -42,15 +45,16 @@ def cpp_compiler_available() -> bool:
 
 
 def resolve_speed(compute: dict, network: str | None, device_type: str, planned_images: int,
-                  compiler: bool | None = None) -> Speed:
+                  compiler: bool | None = None, threads: int = 1) -> Speed:
     """The channels-last and compile settings of one run.
 
     `compute`: the configuration's compute section; `network`: the run's network name (None when
     the experiment names none); `device_type`: "cpu" or "cuda"; `planned_images`: epochs × the
-    training images of one epoch; `compiler`: whether a C++ compiler is there (None: look)."""
+    training images of one epoch; `compiler`: whether a C++ compiler is there (None: look);
+    `threads`: the job's CPU threads."""
     reasons = []
 
-    def choose(key: str, networks: tuple[str, ...], long_enough: bool = True) -> bool:
+    def choose(key: str, networks: tuple[str, ...], long_enough: bool = True, why_not: str = "") -> bool:
         setting = compute.get(key, "auto")
         if setting in (True, False):
             reasons.append(f"{key} {setting} (configured)")
@@ -62,16 +66,18 @@ def resolve_speed(compute: dict, network: str | None, device_type: str, planned_
         where = ("" if measured else
                  f": only for {', '.join(networks)} on the CPU, not {network or 'this network'} on {device_type}")
         if measured and not long_enough:
-            where = (f": {planned_images} planned training images < compute.compile_min_images "
-                     f"{compute.get('compile_min_images', COMPILE_MIN_IMAGES)}")
+            where = f": {why_not}"
         reasons.append(f"{key} {on} (auto{where})")
         return on
 
-    channels_last = choose("channels_last", CHANNELS_LAST_NETWORKS)
     long_enough = planned_images >= compute.get("compile_min_images", COMPILE_MIN_IMAGES)
-    compiled = choose("compile", COMPILE_NETWORKS, long_enough)
+    compiled = choose("compile", COMPILE_NETWORKS, long_enough,
+                      f"{planned_images} planned training images < compute.compile_min_images "
+                      f"{compute.get('compile_min_images', COMPILE_MIN_IMAGES)}")
     if compiled and compute.get("compile", "auto") == "auto":
         if not (cpp_compiler_available() if compiler is None else compiler):
             compiled = False
             reasons[-1] = "compile False (auto: no C++ compiler for torch.compile found)"
-    return Speed(channels_last, compiled, "; ".join(reasons))
+    channels_last = choose("channels_last", CHANNELS_LAST_NETWORKS, compiled or threads == 1,
+                           f"eager with {threads} threads, where NCHW is faster")
+    return Speed(channels_last, compiled, "; ".join(reversed(reasons)))
