@@ -30,6 +30,8 @@ check_config(config)
 
 PAPER_TABLES = REPO / "workflow" / "paper"
 TEMPLATES = REPO / "reports" / "templates"
+# Paper-scale runs measured by us and committed (approxeq.report.measured): every report shows them
+MEASURED_RUNS = REPO / "reports" / "measured" / "ddmnist_paper_scale.csv"
 RESULTS = config["results"]
 # Logs live beside the results they explain: two configurations with different `results:`
 # folders never write the same log (run_name need not differ between them).

@@ -91,6 +91,8 @@ rule report:
         paper_settings=PAPER_TABLES / "settings.csv",
         paper5=PAPER_TABLES / "table5.csv",
         paper6=PAPER_TABLES / "table6.csv",
+        paper4=PAPER_TABLES / "table4.csv",
+        measured_runs=MEASURED_RUNS,
         templates=TEMPLATES / "report.html.j2",
     output:
         config["report"],

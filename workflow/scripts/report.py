@@ -10,6 +10,7 @@ import yaml
 
 from approxeq.report.claims import VERDICTS, Evidence, claims_table
 from approxeq.report.figures import experiment_title
+from approxeq.report.measured import beside_paper, read_record
 from approxeq.report.page import (
     comparison,
     config_hash,
@@ -45,6 +46,7 @@ def main(inputs, config, template_dir, repo, output, log_path):
         scorecard = pd.read_csv(inputs["scorecard"])
         runs = pd.read_csv(inputs["runs"])
         exploratory_runs = pd.read_csv(inputs["exploratory_runs"])
+        measured = read_record(inputs["measured_runs"])
         claims = claims_table(Evidence(scorecard, {n: pd.read_csv(inputs[f"table{n}_csv"]) for n in (1, 2, 3)},
                                        bool(config["quick"])))
 
@@ -71,10 +73,13 @@ def main(inputs, config, template_dir, repo, output, log_path):
                     ("table1_html", "table2_html", "table3_html", "table4_html", "table5_html",
                      "table5_details_html", "table6_html", "latent_study_html", "classification_html")},
             links={name: csv_data_uri(inputs[name]) for name in
-                   ("scorecard", "runs", "exploratory_runs", "table1_csv", "table2_csv", "table3_csv",
+                   ("scorecard", "runs", "exploratory_runs", "measured_runs", "table1_csv", "table2_csv", "table3_csv",
                     "table4_csv", "table5_csv", "table5_details_csv", "table6_csv", "latent_study_csv",
                     "classification_csv")},
             classification=classification_section(config["classification"]),
+            # paper-scale runs measured by us (a committed record), beside the paper's Table 4
+            measured=beside_paper(measured, pd.read_csv(inputs["paper4"])).to_dict("records"),
+            measured_runs=readable(measured), measured_path=os.path.relpath(inputs["measured_runs"], repo),
             runs=readable(runs), exploratory_runs=readable(exploratory_runs),
             config_yaml=yaml.safe_dump(json.loads(json.dumps(config, default=str)), sort_keys=False),
             config_hash=config_hash(config), data=data_files(list(inputs["data"])),
