@@ -4,6 +4,7 @@ import datetime
 import json
 import os
 import platform
+from pathlib import Path
 
 import pandas as pd
 import yaml
@@ -79,7 +80,7 @@ def main(inputs, config, template_dir, repo, output, log_path):
             classification=classification_section(config["classification"]),
             # paper-scale runs measured by us (a committed record), beside the paper's Table 4
             measured=beside_paper(measured, pd.read_csv(inputs["paper4"])).to_dict("records"),
-            measured_runs=readable(measured), measured_path=os.path.relpath(inputs["measured_runs"], repo),
+            measured_runs=readable(measured), measured_path="/".join(Path(inputs["measured_runs"]).parts[-3:]),
             runs=readable(runs), exploratory_runs=readable(exploratory_runs),
             config_yaml=yaml.safe_dump(json.loads(json.dumps(config, default=str)), sort_keys=False),
             config_hash=config_hash(config), data=data_files(list(inputs["data"])),
