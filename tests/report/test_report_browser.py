@@ -75,6 +75,8 @@ def tiny_inputs(tmp_path: Path) -> tuple[dict, dict, pd.DataFrame]:
         inputs[name] = figure(files / f"{name}.png", 30 if name == "fig3" else 6)  # one 3000 px wide
     inputs["paper_settings"] = ROOT / "workflow/paper/settings.csv"
     inputs["paper5"], inputs["paper6"] = ROOT / "workflow/paper/table5.csv", ROOT / "workflow/paper/table6.csv"
+    inputs["paper4"], inputs["measured_runs"] = (ROOT / "workflow/paper/table4.csv",
+                                                 ROOT / "reports/measured/ddmnist_paper_scale.csv")
     inputs["fig3_scores"] = files / "figure3_decoded.json"
     inputs["fig3_scores"].write_text(json.dumps({"tmnist": {"reconstruction": 0.95, "transformed": 0.9, "images": 256},
                                                  "mnist_d3": {"reconstruction": 0.6, "transformed": 0.03,
@@ -122,6 +124,10 @@ def test_tiny_report_holds_the_scorecard_and_the_papers_order(tmp_path):
     assert html.count('title="SYNTHETIC DATA: stand-in."') == 1
     # a single seed's std is "–", in the scorecard and in the compact Table 4
     assert "<td>0.500 (–)</td><td>1</td>" in html and '<span class="ours">0.500 (–)</span>' in html
+    # the committed paper-scale record sits in Table 4's section, each model beside the paper's number
+    assert html.index('id="table4"') < html.index('id="paper-scale-table"') < html.index('id="figure6"')
+    scale = html[html.index('id="paper-scale-table"'):].split("</table>")[0]
+    assert "<td>0.800 (0.001)</td>" in scale and "<td>0.868 (0.002)</td>" in scale
 
 
 def test_tiny_report_in_chromium(tmp_path):
