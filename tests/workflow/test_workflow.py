@@ -382,6 +382,8 @@ def test_quick_run_jobs_never_share_a_simulated_gpu(quick_run):
     for intervals in by_gpu.values():
         intervals.sort()
         assert all(end <= next_start for (_, end), (next_start, _) in zip(intervals, intervals[1:]))
+    # every job kept its freed memory for reuse (compute.keep_freed_memory, on by default)
+    assert all(run["keep_freed_memory"] is True for run in runs)
 
 
 @pytest.mark.slow
