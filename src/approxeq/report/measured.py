@@ -116,7 +116,8 @@ def beside_paper(record: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
             "experiment": experiment, "group": group, "model": model,
             "seeds": int(summary["seeds"]),
             "ours": mean_std(summary["mean"], summary["std"], n=int(summary["seeds"])),
-            "per seed": " ".join(f"{int(s)}: {v:.3f}" for s, v in zip(runs["seed"], runs["test_accuracy"])),
+            # a non-breaking space keeps each "seed: value" pair on one line in a narrow column
+            "per seed": ", ".join(f"{int(s)}:\u00a0{v:.3f}" for s, v in zip(runs["seed"], runs["test_accuracy"])),
             "paper": mean_std(paper_mean, paper_std) if len(match) else "–",
             "ours − paper": f"{summary['mean'] - paper_mean:+.3f}" if len(match) else "–",
             "train h / run": f"{runs['train_hours'].mean():.2f}",
