@@ -511,3 +511,17 @@ def test_killed_training_resumes_and_finished_training_is_reused(tmp_path):
     info = json.loads((run_dir / "train.json").read_text())
     assert info["data_sha256"]["results/data/ddmnist/C4.npz"] != straight[1]["data_sha256"]["results/data/ddmnist/C4.npz"]
     assert run_outputs(run_dir)[1]["code_fingerprint"] == straight[1]["code_fingerprint"]
+
+
+@pytest.mark.slow
+def test_batchnorm_check_rebuilds_a_finished_run_and_reads_its_best_validation(quick_run, monkeypatch):
+    """approxeq.report.batchnorm_check on a quick-run DDMNIST run: the best state as trained gives
+    exactly the validation metric the training recorded; recalibrated, a metric in [0, 1]."""
+    from approxeq.report.batchnorm_check import check_run
+
+    monkeypatch.chdir(quick_run.root)  # the run reads its data file relative to the workflow's folder
+    run_dir = Path("results/quick/runs/ddmnist/D4/cnn/seed0")
+    rows = {row["state"]: row for row in check_run(run_dir)}
+    recorded = json.loads((run_dir / "train.json").read_text())["best_val_metric"]
+    assert rows["best"]["val_as_trained"] == pytest.approx(recorded, abs=1e-12)
+    assert all(0.0 <= row["val_recalibrated"] <= 1.0 for row in rows.values())
