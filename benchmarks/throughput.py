@@ -151,7 +151,7 @@ def worker(name: str, args, conn) -> None:
             _, threads, model = message
             torch.set_num_threads(threads)
             torch._dynamo.reset()  # compiled kernels bake in the thread count: compile per setting
-            variant = None
+            variant = None  # free the previous setting's model before its peak is forgotten
             reset_peak_memory()  # each (threads, model) reports its own peak
             variant = Variant(name, args, MODELS[model], task)
             first = variant.step()  # a compiled variant compiles here

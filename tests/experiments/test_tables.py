@@ -227,5 +227,5 @@ def test_the_command_line_summary_finds_the_runs_under_a_folder(tmp_path, capsys
     summary = main([str(tmp_path / "runs")])
     printed = capsys.readouterr().out
     assert summary["seeds"].tolist() == [3] and "0.600 (0.100)" in printed and "0:0.500 1:0.700 2:0.600" in printed
-    with pytest.raises(SystemExit, match="no metrics.json"):
+    with pytest.raises(SystemExit, match=r"no finished run \(metrics.json\) under .*nothing"):
         main([str(tmp_path / "nothing")])

@@ -29,7 +29,8 @@ def main(run: dict, threads: int, lock_dir, output: dict, log_path: str,
     run_dir = Path(output["model"]).parent
     with redirect_to_log(log_path), run_folder_lock(run_dir):
         # before the first tensor: the process then reuses its freed memory (the same digits)
-        memory = keep_freed_memory(compute.get("keep_freed_memory", True))
+        keep_memory = compute.get("keep_freed_memory", True)
+        memory = keep_freed_memory(keep_memory)
         lease = acquire_device(lock_dir or default_lock_dir(), timeout_seconds=gpu_wait_seconds,
                                jobs_per_gpu=compute.get("jobs_per_gpu", 1))
         started_at = time.time()
@@ -77,7 +78,7 @@ def main(run: dict, threads: int, lock_dir, output: dict, log_path: str,
         info = {"best_epoch": result.best_epoch, "best_val_metric": result.best_metric,
                 "epochs_run": len(result.history), "train_seconds": result.wall_seconds,
                 "device": lease.describe(), "device_type": device.type, "threads": threads,
-                **speed.settings(), "keep_freed_memory": compute.get("keep_freed_memory", True),
+                **speed.settings(), "keep_freed_memory": keep_memory,
                 "started_at": started_at, "finished_at": finished_at, "evaluated_at": time.time(),
                 "synthetic": setup.synthetic, "divergence_factor": divergence_factor,
                 "torch": torch.__version__, "data_sha256": inputs["data"],

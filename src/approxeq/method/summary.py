@@ -165,6 +165,15 @@ def mean_std(mean: float, std: float, digits: int = 3, n: int | None = None) -> 
     return f"{mean:.{digits}f} ({std:.{digits}f})"
 
 
+def metrics_files(paths) -> list[Path]:
+    """The metrics.json files at or under `paths` (files, or folders searched), each once, sorted;
+    SystemExit naming the paths when there is none."""
+    files = sorted({f.resolve() for p in map(Path, paths) for f in ([p] if p.is_file() else p.rglob("metrics.json"))})
+    if not files:
+        raise SystemExit(f"no finished run (metrics.json) under {', '.join(map(str, paths))}")
+    return files
+
+
 def main(argv=None) -> pd.DataFrame:
     """`python -m approxeq.method.summary PATH... [--metric test_accuracy]`: metrics over seeds of
     any set of finished runs (metrics.json files, or folders searched for them), e.g. the D4 column
@@ -176,10 +185,7 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("paths", nargs="+", type=Path)
     parser.add_argument("--metric", default="test_accuracy")
     args = parser.parse_args(argv)
-    files = sorted({f for p in args.paths for f in ([p] if p.is_file() else p.rglob("metrics.json"))})
-    if not files:
-        raise SystemExit(f"no metrics.json under {', '.join(map(str, args.paths))}")
-    runs = collect_metrics(files, required=(args.metric,))
+    runs = collect_metrics(metrics_files(args.paths), required=(args.metric,))
     summary = summarise(runs, args.metric)
     per_seed = runs.groupby(["group", "model"], sort=False).apply(
         lambda r: " ".join(f"{s}:{v:.3f}" for s, v in zip(r["seed"], r[args.metric])), include_groups=False)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from approxeq.method.summary import RUN_KEYS, collect_metrics, mean_std
+from approxeq.method.summary import RUN_KEYS, collect_metrics, mean_std, metrics_files
 from approxeq.runtime.io import write_text_atomic
 
 COLUMNS = [*RUN_KEYS, "test_accuracy", "test_clean_accuracy", "best_epoch", "epochs_run", "parameters",
@@ -72,9 +72,7 @@ def run_row(metrics_file: Path, metrics: pd.Series) -> dict:
 
 def record_runs(paths: list[Path]) -> pd.DataFrame:
     """The record rows of every finished run at or under `paths` (metrics.json files or folders)."""
-    files = sorted({f.resolve() for p in paths for f in ([p] if p.is_file() else p.rglob("metrics.json"))})
-    if not files:
-        raise SystemExit(f"no finished run (metrics.json) under {', '.join(map(str, paths))}")
+    files = metrics_files(paths)
     runs = collect_metrics(files, required=("test_accuracy",))
     by_key = {tuple(json.loads(f.read_text())[k] for k in RUN_KEYS): f for f in files}
     rows = [run_row(by_key[tuple(r[k] for k in RUN_KEYS)], r) for _, r in runs.iterrows()]
