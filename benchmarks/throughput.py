@@ -19,12 +19,14 @@ Malloc's settings belong to a process, so every variant runs in a process of its
 with glibc's MALLOC_* variables cleared, so "defaults" are the defaults); the main process hands
 out the steps in turn, A B C D E A B C D E ..., so that drifts in machine speed hit all alike.
 Reported: median step time, images/s, GFLOP/s (FLOPs of one step from torch.utils.flop_counter
-over the median time), the speed-up over `before` as the median of the per-round ratios, and each
+over the median time), the speed-up over `before` as the median of the per-round ratios with their
+quartiles in brackets (how far one run can be trusted on a busy machine), and each
 process's peak resident memory. For the compiled variants also the compile time and the training
 images after which compiling has paid for itself against the same variant eager.
 
     python benchmarks/throughput.py                       # 1 and 2 threads, CNN and ours
     python benchmarks/throughput.py --threads 1 --no-compile --repeats 5
+    python benchmarks/throughput.py --threads 2 --models cnn --variants compiled+kept --repeats 24
 """
 from __future__ import annotations
 
@@ -67,7 +69,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--repeats", type=int, default=8, help="timed interleaved rounds")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps per variant after the first")
-    p.add_argument("--no-compile", action="store_true", help="skip the compiled variant (minutes)")
+    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS),
+                   help="which variants to time (`before`, the reference of every ratio, always runs)")
+    p.add_argument("--no-compile", action="store_true", help="skip the compiled variants (minutes)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None)
     return p.parse_args(argv)
@@ -162,6 +166,14 @@ def worker(name: str, args, conn) -> None:
             conn.send((variant.step(), peak_memory_mib()))
 
 
+def quartiles(values: list[float]) -> tuple[float, float]:
+    """First and third quartile (the median of each half for fewer than four values)."""
+    if len(values) < 4:
+        return min(values), max(values)
+    q1, _, q3 = statistics.quantiles(values, n=4)
+    return q1, q3
+
+
 def step_flops(args, weights: LossWeights, task: dict) -> int:
     variant = Variant("channels-last", args, weights, task)
     with FlopCounterMode(display=False) as counter:
@@ -185,12 +197,13 @@ def measure(args, workers: dict, threads: int, model: str, task: dict) -> dict:
     out = {"threads": threads, "model": model, "gflop_per_step": flops / 1e9}
     for name in workers:
         median = statistics.median(times[name])
+        ratios = [b / t for b, t in zip(times["before"], times[name])]
         out[name] = {"median_s": median, "min_s": min(times[name]), "max_s": max(times[name]),
                      "images_per_second": args.batch_size / median, "gflops": flops / median / 1e9,
-                     "speedup": statistics.median(b / t for b, t in zip(times["before"], times[name])),
+                     "speedup": statistics.median(ratios), "speedup_quartiles": quartiles(ratios),
                      "first_step_s": first[name], "peak_rss_mib": peak[name], "times_s": times[name]}
     for name, eager_name in COMPILED.items():
-        if name in out:
+        if name in out and eager_name in out:
             compiled, eager = out[name], out[eager_name]
             compiled["compile_s"] = first[name] - compiled["median_s"]
             saved = 1 / eager["images_per_second"] - 1 / compiled["images_per_second"]
@@ -205,7 +218,8 @@ def start_workers(args) -> dict:
     if cleared:
         print(f"note    cleared {', '.join(cleared)} for the variant processes")
     context = multiprocessing.get_context("spawn")
-    names = [n for n in VARIANTS if not (args.no_compile and n in COMPILED)]
+    chosen = {"before", *args.variants}
+    names = [n for n in VARIANTS if n in chosen and not (args.no_compile and n in COMPILED)]
     workers = {}
     for name in names:
         ours, theirs = context.Pipe()
@@ -237,12 +251,13 @@ def main(argv=None) -> dict:
                 for name in workers:
                     v = r[name]
                     extra = ""
-                    if name in COMPILED:
+                    if name in COMPILED and "compile_s" in v:
                         paid = v["break_even_images"]
                         extra = (f"  (compile {v['compile_s']:.0f} s, pays off after "
                                  + (f"{paid:,.0f} images)" if paid else "never)"))
                     print(f"   {name:<14} {v['median_s'] * 1e3:7.0f} ms  {v['images_per_second']:6.1f} img/s  "
-                          f"{v['gflops']:5.1f} GFLOP/s  ×{v['speedup']:.2f}  peak RSS "
+                          f"{v['gflops']:5.1f} GFLOP/s  ×{v['speedup']:.2f} "
+                          f"[{v['speedup_quartiles'][0]:.2f}–{v['speedup_quartiles'][1]:.2f}]  peak RSS "
                           f"{v['peak_rss_mib']:5.0f} MiB{extra}", flush=True)
     finally:
         for conn in workers.values():
