@@ -516,7 +516,7 @@ def test_killed_training_resumes_and_finished_training_is_reused(tmp_path):
 @pytest.mark.slow
 def test_batchnorm_check_rebuilds_a_finished_run_and_reads_its_best_validation(quick_run, monkeypatch):
     """approxeq.report.batchnorm_check on a quick-run DDMNIST run: the best state as trained gives
-    exactly the validation metric the training recorded; recalibrated, a metric in [0, 1]."""
+    exactly the validation and test metrics the training recorded; recalibrated, metrics in [0, 1]."""
     from approxeq.report.batchnorm_check import check_run
 
     monkeypatch.chdir(quick_run.root)  # the run reads its data file relative to the workflow's folder
@@ -524,4 +524,6 @@ def test_batchnorm_check_rebuilds_a_finished_run_and_reads_its_best_validation(q
     rows = {row["state"]: row for row in check_run(run_dir)}
     recorded = json.loads((run_dir / "train.json").read_text())["best_val_metric"]
     assert rows["best"]["val_as_trained"] == pytest.approx(recorded, abs=1e-12)
-    assert all(0.0 <= row["val_recalibrated"] <= 1.0 for row in rows.values())
+    tested = json.loads((run_dir / "metrics.json").read_text())["test_accuracy"]
+    assert rows["best"]["test_set"] == "test" and rows["best"]["test_as_trained"] == pytest.approx(tested, abs=1e-12)
+    assert all(0.0 <= row[key] <= 1.0 for row in rows.values() for key in ("val_recalibrated", "test_recalibrated"))

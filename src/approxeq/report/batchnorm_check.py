@@ -4,7 +4,8 @@ recalibrated (approxeq.method.batchnorm): how much of the number is the running 
     python -m approxeq.report.batchnorm_check RUN_DIR [RUN_DIR ...]
 
 prints, for the run's best state (model.pt) and its last one (checkpoint.pt), the validation
-metric as trained and after recalibration. Reads only; writes nothing. The run is rebuilt from
+metric and the test metric (the first test set: what Table 4 reports for the best state) as
+trained and after recalibration. Reads only; writes nothing. The run is rebuilt from
 its train.json with today's code (its data file must be where the run read it).
 """
 from __future__ import annotations
@@ -21,22 +22,26 @@ from approxeq.method.train import seed_everything
 
 
 def check_run(run_dir: Path) -> list[dict]:
-    """Validation metric of the best and the last state of a finished run, as trained and with
-    recalibrated BatchNorm statistics."""
+    """Validation and test metric of the best and the last state of a finished run, as trained
+    and with recalibrated BatchNorm statistics."""
     run = json.loads((run_dir / "train.json").read_text())["run"]
     seed_everything(run["seed"])
     setup = setup_experiment(run, torch.device("cpu"))
     data, model = setup.data, setup.model
+    test_name, (x_test, y_test) = next(iter(setup.test_sets.items()))
     states = {"best": torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True),
               "last": torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)["model"]}
     rows = []
     for name, state in states.items():
         model.load_state_dict(state)
         model.eval()
-        as_trained = data.val_metric(model, data.x_val, data.y_val)
+        row = {"run": str(run_dir), "state": name, "test_set": test_name,
+               "val_as_trained": data.val_metric(model, data.x_val, data.y_val),
+               "test_as_trained": setup.test_metric(model, x_test, y_test)}
         recalibrate_batchnorm(model, training_batches(data, run["seed"], run["batch_size"]))
-        rows.append({"run": str(run_dir), "state": name, "val_as_trained": as_trained,
-                     "val_recalibrated": data.val_metric(model, data.x_val, data.y_val)})
+        row.update(val_recalibrated=data.val_metric(model, data.x_val, data.y_val),
+                   test_recalibrated=setup.test_metric(model, x_test, y_test))
+        rows.append(row)
     return rows
 
 
@@ -47,9 +52,11 @@ def main(argv=None) -> list[dict]:
     args = parser.parse_args(argv)
     rows = [row for run_dir in args.runs for row in check_run(run_dir)]
     for row in rows:
-        print(f"{row['run']}  {row['state']:<4}  val {row['val_as_trained']:.4f} as trained, "
-              f"{row['val_recalibrated']:.4f} with recalibrated BatchNorm "
-              f"({row['val_recalibrated'] - row['val_as_trained']:+.4f})")
+        for split in ("val", row["test_set"]):
+            key = "val" if split == "val" else "test"
+            before, after = row[f"{key}_as_trained"], row[f"{key}_recalibrated"]
+            print(f"{row['run']}  {row['state']:<4}  {split:<5} {before:.4f} as trained, "
+                  f"{after:.4f} with recalibrated BatchNorm ({after - before:+.4f})")
     return rows
 
 
