@@ -35,11 +35,15 @@ def recalibrate_batchnorm(model: nn.Module, batches) -> nn.Module:
 
 
 def training_batches(data, seed: int, batch_size: int):
-    """One pass over the training data as an epoch draws it (a fresh pose per pair where the
-    experiment augments per epoch), full batches only, prepared as training prepares them."""
+    """One pass over the training data as an epoch draws it: a fresh pose per pair where the
+    experiment augments per epoch, and a shuffled order, full batches only, prepared as training
+    prepares them. The order matters: data sets are stored sorted by class (DDMNIST: 100 pairs of
+    one class after another), and batches of two or three classes have a far smaller variance
+    than the population's, so their average would understate every running variance."""
     n = len(data.x_train)
     generator = torch.Generator().manual_seed(seed)
     elements = torch.randint(data.group_order, (n,), generator=generator)
     x = data.epoch_views(generator, elements).x if data.epoch_views is not None else data.x_train
+    order = torch.randperm(n, generator=generator).to(x.device)
     for start in range(0, n - batch_size + 1, batch_size):
-        yield data.prepare(x[start:start + batch_size])
+        yield data.prepare(x[order[start:start + batch_size]])
