@@ -514,14 +514,21 @@ def test_killed_training_resumes_and_finished_training_is_reused(tmp_path):
 
 
 @pytest.mark.slow
-def test_batchnorm_check_rebuilds_a_finished_run_and_reads_its_best_validation(quick_run, monkeypatch):
+def test_batchnorm_check_rebuilds_a_finished_run_and_reads_its_best_validation(quick_run, monkeypatch, tmp_path):
     """approxeq.report.batchnorm_check on a quick-run DDMNIST run: the best state as trained gives
-    exactly the validation and test metrics the training recorded; recalibrated, metrics in [0, 1]."""
-    from approxeq.report.batchnorm_check import check_run
+    exactly the validation and test metrics the training recorded; recalibrated, metrics in [0, 1];
+    --csv writes the rows it prints."""
+    import pandas as pd
+
+    from approxeq.report.batchnorm_check import main
 
     monkeypatch.chdir(quick_run.root)  # the run reads its data file relative to the workflow's folder
     run_dir = Path("results/quick/runs/ddmnist/D4/cnn/seed0")
-    rows = {row["state"]: row for row in check_run(run_dir)}
+    rows = {row["state"]: row for row in main([str(run_dir), "--csv", str(tmp_path / "check.csv")])}
+    written = pd.read_csv(tmp_path / "check.csv")
+    assert list(written["state"]) == ["best", "last"]
+    expected = [rows[state]["test_recalibrated"] for state in ("best", "last")]
+    assert written["test_recalibrated"].tolist() == pytest.approx(expected)
     recorded = json.loads((run_dir / "train.json").read_text())["best_val_metric"]
     assert rows["best"]["val_as_trained"] == pytest.approx(recorded, abs=1e-12)
     tested = json.loads((run_dir / "metrics.json").read_text())["test_accuracy"]

@@ -1,12 +1,12 @@
 """A finished run's validation metric with its BatchNorm running statistics as trained and
 recalibrated (approxeq.method.batchnorm): how much of the number is the running statistics.
 
-    python -m approxeq.report.batchnorm_check RUN_DIR [RUN_DIR ...]
+    python -m approxeq.report.batchnorm_check RUN_DIR [RUN_DIR ...] [--csv OUT.csv]
 
 prints, for the run's best state (model.pt) and its last one (checkpoint.pt), the validation
 metric and the test metric (the first test set: what Table 4 reports for the best state) as
-trained and after recalibration. Reads only; writes nothing. The run is rebuilt from
-its train.json with today's code (its data file must be where the run read it).
+trained and after recalibration. Reads the runs only; --csv also writes the rows to a file. The
+run is rebuilt from its train.json with today's code (its data file must be where the run read it).
 """
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ import argparse
 import json
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from approxeq.experiments import setup_experiment
 from approxeq.method.batchnorm import recalibrate_batchnorm, training_batches
 from approxeq.method.train import seed_everything
+from approxeq.runtime.io import write_text_atomic
 
 
 def check_run(run_dir: Path) -> list[dict]:
@@ -49,8 +51,11 @@ def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--csv", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args(argv)
     rows = [row for run_dir in args.runs for row in check_run(run_dir)]
+    if args.csv is not None:
+        write_text_atomic(args.csv, pd.DataFrame(rows).to_csv(index=False))
     for row in rows:
         for split in ("val", row["test_set"]):
             key = "val" if split == "val" else "test"
