@@ -49,6 +49,7 @@ from approxeq.algebra.actions import trivial_action
 from approxeq.algebra.representations import apply_matrices, latent_representation
 from approxeq.data import ddmnist
 from approxeq.method.loss import LossWeights, method_objective
+from approxeq.method.train import COMPILE_OPTIONS
 from approxeq.nn.networks import ddmnist_cnn
 from approxeq.runtime.allocator import MALLOC_ENVIRONMENT, keep_freed_memory
 
@@ -92,7 +93,7 @@ class Variant:
         self.objective = method_objective(weights, F.cross_entropy, task["input_action"],
                                           task["latent_action"], trivial_action)
         if name in COMPILED:  # as approxeq.method.train does for compute.compile
-            self.objective = torch.compile(self.objective, dynamic=False)
+            self.objective = torch.compile(self.objective, dynamic=False, options=COMPILE_OPTIONS)
 
     def step(self) -> float:
         x, y, g = self.batch
