@@ -33,6 +33,8 @@ def check_run(run_dir: Path) -> list[dict]:
     test_name, (x_test, y_test) = next(iter(setup.test_sets.items()))
     states = {"best": torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True),
               "last": torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)["model"]}
+    # one pass drawn once for both states (the same seeded poses and order either way)
+    batches = list(training_batches(data, run["seed"], run["batch_size"]))
     rows = []
     for name, state in states.items():
         model.load_state_dict(state)
@@ -40,7 +42,7 @@ def check_run(run_dir: Path) -> list[dict]:
         row = {"run": str(run_dir), "state": name, "test_set": test_name,
                "val_as_trained": data.val_metric(model, data.x_val, data.y_val),
                "test_as_trained": setup.test_metric(model, x_test, y_test)}
-        recalibrate_batchnorm(model, training_batches(data, run["seed"], run["batch_size"]))
+        recalibrate_batchnorm(model, batches)
         row.update(val_recalibrated=data.val_metric(model, data.x_val, data.y_val),
                    test_recalibrated=setup.test_metric(model, x_test, y_test))
         rows.append(row)
@@ -57,8 +59,7 @@ def main(argv=None) -> list[dict]:
     if args.csv is not None:
         write_text_atomic(args.csv, pd.DataFrame(rows).to_csv(index=False))
     for row in rows:
-        for split in ("val", row["test_set"]):
-            key = "val" if split == "val" else "test"
+        for split, key in (("val", "val"), (row["test_set"], "test")):
             before, after = row[f"{key}_as_trained"], row[f"{key}_recalibrated"]
             print(f"{row['run']}  {row['state']:<4}  {split:<5} {before:.4f} as trained, "
                   f"{after:.4f} with recalibrated BatchNorm ({after - before:+.4f})")
